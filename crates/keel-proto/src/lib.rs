@@ -1,0 +1,1 @@
+//! etcd v3 API protos and generated code (work in progress).

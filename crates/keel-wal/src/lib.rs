@@ -1,0 +1,1 @@
+//! Write-ahead log and snapshot files (work in progress).
