@@ -1,1 +1,3 @@
-//! Deterministic whole-cluster simulation (work in progress).
+//! Deterministic whole-cluster simulation and linearizability checking.
+pub mod linearizability;
+pub mod network;
