@@ -750,7 +750,7 @@ mod tests {
                 1 => RegisterInput::Write(key, value),
                 _ => RegisterInput::CompareAndSet {
                     key,
-                    expected: if value % 2 == 0 {
+                    expected: if value.is_multiple_of(2) {
                         states.get(&key).cloned().flatten()
                     } else {
                         Some(value.saturating_sub(1))
