@@ -1,0 +1,31 @@
+//! Compiles `proto/` with `protox` (pure Rust, no system `protoc`) and hands the
+//! descriptors to `tonic-prost-build`, which writes one module per proto
+//! package into `OUT_DIR`. The encoded descriptor set is written beside them
+//! for `keel_proto::FILE_DESCRIPTOR_SET`.
+
+use std::path::PathBuf;
+
+use prost::Message as _;
+
+const PROTOS: [&str; 5] = [
+    "proto/mvccpb/kv.proto",
+    "proto/authpb/auth.proto",
+    "proto/etcdserverpb/rpc.proto",
+    "proto/v3lockpb/v3lock.proto",
+    "proto/v3electionpb/v3election.proto",
+];
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    println!("cargo:rerun-if-changed=proto");
+    for proto in PROTOS {
+        println!("cargo:rerun-if-changed={proto}");
+    }
+    let fds = protox::compile(PROTOS, ["proto"])?;
+    let out_dir = PathBuf::from(std::env::var("OUT_DIR")?);
+    std::fs::write(out_dir.join("keel_descriptor.bin"), fds.encode_to_vec())?;
+    tonic_prost_build::configure()
+        .build_client(true)
+        .build_server(true)
+        .compile_fds(fds)?;
+    Ok(())
+}
