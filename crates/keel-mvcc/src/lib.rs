@@ -1,1 +1,99 @@
-//! Multi-version key-value store (work in progress).
+//! Keel's multi-version key-value store: etcd v3's MVCC semantics on a redb backend,
+//! independent of Raft, protobufs and the network.
+//!
+//! # Job
+//!
+//! [`Store`] applies committed Raft entries (`put`, `delete_range`, `txn`, `compact`,
+//! plus `apply_noop`/`set_membership` for entries that do not touch keys) in log order,
+//! serves reads (`range`), hashes the keyspace (`hash`, `hash_kv`), writes and restores
+//! consistent backend copies (`snapshot`, `restore`) and feeds watchers (`watch`,
+//! `sync_watchers`). It is single-owner: the server's apply loop holds it and wraps it
+//! in a lock if other tasks must read. Nothing in here starts threads or reads clocks;
+//! the caller passes `now` to [`Store::commit_if_due`] and calls
+//! [`Store::sync_watchers`] on its tick.
+//!
+//! # Invariants
+//!
+//! - Every write request gets exactly one main revision (`current_revision + 1`) if it
+//!   changes anything; the changes inside it get sub-revisions `0, 1, ...`. Reads and
+//!   read-only txns never bump the revision.
+//! - The consistent index (with its term) and the membership blob live in the meta
+//!   table and are committed in the same redb transaction as the data produced by the
+//!   entries up to that index, and a commit never splits one request. After a crash the
+//!   store reopens at a state that is exactly "entries `1..=consistent_index` applied";
+//!   entries at or below it are refused with [`MvccError::AlreadyApplied`], so
+//!   replaying the WAL is idempotent.
+//! - The in-memory key index ([`index`]) is derived entirely from the backend and
+//!   rebuilt on open.
+//! - Reads see writes not yet committed to redb: the pending batch is consulted first.
+//! - Every buffer is bounded: the pending batch by [`BatchConfig::batch_limit_ops`]
+//!   (checked between requests), watcher channels by their capacity, a victim holds
+//!   one response, and one `sync_watchers` call reads about [`MAX_EVENTS_PER_SYNC`]
+//!   events for at most [`MAX_WATCHERS_PER_SYNC`] watchers.
+//!
+//! # Watch delivery channel
+//!
+//! Watchers deliver into a `tokio::sync::mpsc` bounded channel given by the caller
+//! (only tokio's `sync` feature: no runtime is needed to send). The store only ever
+//! calls `try_send`, so a slow reader can never block the apply loop; the server's
+//! watch-stream task, which lives on tokio, can `recv().await` without a bridging
+//! thread. A `std::sync::mpsc::SyncSender` would force a blocking receive there.
+//!
+//! # On-disk layout, version 1
+//!
+//! One redb file with two tables. `meta["layout_version"]` holds `1` as a 4-byte
+//! big-endian integer; opening a file with another version fails.
+//!
+//! **`key` table**: `[u8; 17] → bytes`. The key is the revision: `main` as 8 bytes
+//! big-endian, the byte `'_'` (0x5F), `sub` as 8 bytes big-endian (both non-negative,
+//! so byte order is revision order, as in etcd). The value is a record:
+//!
+//! | offset | size | field |
+//! |---|---|---|
+//! | 0 | 1 | record format version, `1` |
+//! | 1 | 1 | flags: bit 0 = tombstone (deletion marker); other bits 0 |
+//! | 2 | 8 | `create_revision`, i64 BE (0 for a tombstone) |
+//! | 10 | 8 | `mod_revision`, i64 BE (equals the key's `main`) |
+//! | 18 | 8 | `version`, i64 BE (0 for a tombstone) |
+//! | 26 | 8 | `lease`, i64 BE |
+//! | 34 | 4 | key length `n`, u32 BE, `n >= 1` |
+//! | 38 | n | key |
+//! | 38+n | rest | value (empty for a tombstone) |
+//!
+//! **`meta` table**: `&str → bytes`: `layout_version` (u32 BE), `consistent_index`
+//! (u64 BE), `term` (u64 BE), `compact_revision` (u64 BE; the last finished
+//! compaction: revisions at or below it hold only what compaction kept), `membership`
+//! (opaque bytes owned by the server).
+//!
+//! Compaction deletes records in the same transaction that advances
+//! `compact_revision`, so a compaction is either entirely on disk or not at all.
+//!
+//! # Hashes
+//!
+//! [`Store::hash_kv`] follows etcd's `HashKV` rules (CRC-32C over the `key` table
+//! name, then key and value bytes of the records up to the revision, skipping those
+//! compaction at the revision would drop). The bytes are Keel's record encoding, so
+//! the values are comparable between Keel members, not with etcd's.
+
+mod backend;
+mod error;
+pub mod index;
+mod kv;
+mod revision;
+mod store;
+mod types;
+mod watch;
+
+pub use backend::{BatchConfig, LAYOUT_VERSION};
+pub use error::MvccError;
+pub use kv::{KeyValue, RECORD_FORMAT_VERSION, Record};
+pub use revision::{REVISION_BYTES, Revision};
+pub use store::{MAX_EVENTS_PER_SYNC, MAX_WATCHERS_PER_SYNC, SnapshotInfo, Store, SyncReport};
+pub use types::{
+    ApplyIndex, CompactResponse, Compare, CompareResult, CompareTarget, DeleteRangeRequest,
+    DeleteRangeResponse, HashKv, PutRequest, PutResponse, RangeRequest, RangeResponse, RequestOp,
+    ResponseOp, SortOrder, SortTarget, TxnRequest, TxnResponse,
+};
+pub use watch::{
+    DEFAULT_WATCH_CHANNEL_CAPACITY, Event, EventType, WatchId, WatchRequest, WatchResponse,
+};

@@ -1,0 +1,357 @@
+//! The redb backend with a batched write path.
+//!
+//! Writes go to an in-memory pending batch (revision → encoded record) that reads
+//! consult before the last committed redb snapshot, like etcd's read buffer of the
+//! uncommitted bolt transaction. A commit writes the batch and the meta values in one
+//! redb write transaction; it happens when the caller asks (`commit_if_due`,
+//! `force_commit`) or when the batch reaches its op limit, which bounds the buffer.
+
+use std::collections::BTreeMap;
+use std::ops::Bound;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use redb::{
+    Database, ReadOnlyTable, ReadableDatabase, ReadableTable, ReadableTableMetadata,
+    TableDefinition,
+};
+
+use crate::error::MvccError;
+use crate::kv::Record;
+use crate::revision::{REVISION_BYTES, Revision};
+
+type RevKey = [u8; REVISION_BYTES];
+
+/// Revision → record table (see the crate docs).
+pub(crate) const KEY_TABLE: TableDefinition<&RevKey, &[u8]> = TableDefinition::new("key");
+/// Named meta values (see the crate docs).
+pub(crate) const META_TABLE: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
+
+pub(crate) const META_LAYOUT_VERSION: &str = "layout_version";
+pub(crate) const META_CONSISTENT_INDEX: &str = "consistent_index";
+pub(crate) const META_TERM: &str = "term";
+pub(crate) const META_MEMBERSHIP: &str = "membership";
+pub(crate) const META_COMPACT_REVISION: &str = "compact_revision";
+
+/// On-disk layout version stored under `layout_version`.
+pub const LAYOUT_VERSION: u32 = 1;
+
+/// When the pending batch is committed to redb.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct BatchConfig {
+    /// Longest time changes may stay uncommitted, checked by `commit_if_due`.
+    pub batch_interval: Duration,
+    /// Changes after which the batch is committed at once (etcd: 10 000).
+    pub batch_limit_ops: usize,
+}
+
+impl Default for BatchConfig {
+    fn default() -> Self {
+        Self {
+            batch_interval: Duration::from_millis(100),
+            batch_limit_ops: 10_000,
+        }
+    }
+}
+
+/// Values of the meta table, kept in memory and written with every commit.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub(crate) struct Meta {
+    pub consistent_index: u64,
+    pub term: u64,
+    pub membership: Vec<u8>,
+    pub compact_revision: i64,
+}
+
+pub(crate) struct Backend {
+    db: Database,
+    path: PathBuf,
+    config: BatchConfig,
+    committed: ReadOnlyTable<&'static RevKey, &'static [u8]>,
+    pending: BTreeMap<RevKey, Vec<u8>>,
+    /// Meta differs from what redb holds.
+    meta_dirty: bool,
+    last_commit: Option<Instant>,
+}
+
+fn u64_meta(bytes: &[u8], name: &str) -> Result<u64, MvccError> {
+    let arr: [u8; 8] = bytes
+        .try_into()
+        .map_err(|_| MvccError::Corrupt(format!("meta {name} is not 8 bytes")))?;
+    Ok(u64::from_be_bytes(arr))
+}
+
+impl Backend {
+    /// Opens (or creates) the backend file; returns it with the stored meta.
+    pub(crate) fn open(path: &Path, config: BatchConfig) -> Result<(Self, Meta), MvccError> {
+        assert!(config.batch_limit_ops > 0, "batch limit must be positive");
+        let db = Database::create(path).map_err(redb::Error::from)?;
+        let txn = db.begin_write().map_err(redb::Error::from)?;
+        let mut meta = Meta::default();
+        {
+            txn.open_table(KEY_TABLE).map_err(redb::Error::from)?;
+            let mut table = txn.open_table(META_TABLE).map_err(redb::Error::from)?;
+            let stored = table
+                .get(META_LAYOUT_VERSION)
+                .map_err(redb::Error::from)?
+                .map(|v| v.value().to_vec());
+            match stored {
+                None => {
+                    table
+                        .insert(META_LAYOUT_VERSION, &LAYOUT_VERSION.to_be_bytes()[..])
+                        .map_err(redb::Error::from)?;
+                }
+                Some(v) if v == LAYOUT_VERSION.to_be_bytes() => {}
+                Some(v) => {
+                    return Err(MvccError::Corrupt(format!(
+                        "unsupported layout version bytes {v:?}"
+                    )));
+                }
+            }
+            let get = |name: &str| -> Result<Option<Vec<u8>>, MvccError> {
+                Ok(table
+                    .get(name)
+                    .map_err(redb::Error::from)?
+                    .map(|v| v.value().to_vec()))
+            };
+            if let Some(v) = get(META_CONSISTENT_INDEX)? {
+                meta.consistent_index = u64_meta(&v, META_CONSISTENT_INDEX)?;
+            }
+            if let Some(v) = get(META_TERM)? {
+                meta.term = u64_meta(&v, META_TERM)?;
+            }
+            if let Some(v) = get(META_MEMBERSHIP)? {
+                meta.membership = v;
+            }
+            if let Some(v) = get(META_COMPACT_REVISION)? {
+                meta.compact_revision = i64::try_from(u64_meta(&v, META_COMPACT_REVISION)?)
+                    .map_err(|_| MvccError::Corrupt("compact revision overflows".into()))?;
+            }
+        }
+        txn.commit().map_err(redb::Error::from)?;
+        let committed = Self::read_table(&db)?;
+        let backend = Self {
+            db,
+            path: path.to_path_buf(),
+            config,
+            committed,
+            pending: BTreeMap::new(),
+            meta_dirty: false,
+            last_commit: None,
+        };
+        Ok((backend, meta))
+    }
+
+    fn read_table(
+        db: &Database,
+    ) -> Result<ReadOnlyTable<&'static RevKey, &'static [u8]>, MvccError> {
+        let txn = db.begin_read().map_err(redb::Error::from)?;
+        Ok(txn.open_table(KEY_TABLE).map_err(redb::Error::from)?)
+    }
+
+    pub(crate) fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Adds a record to the pending batch. The caller commits a full batch only between
+    /// requests (`commit_if_full`), so a commit never splits a request.
+    pub(crate) fn put(&mut self, rev: Revision, record: &Record) {
+        let old = self.pending.insert(rev.to_bytes(), record.encode());
+        assert!(old.is_none(), "revision {rev} written twice");
+        self.meta_dirty = true;
+    }
+
+    /// Commits if the batch reached its op limit.
+    pub(crate) fn commit_if_full(&mut self, meta: &Meta) -> Result<(), MvccError> {
+        if self.pending.len() >= self.config.batch_limit_ops {
+            self.commit(meta)?;
+        }
+        Ok(())
+    }
+
+    /// Marks the meta values as changed so that the next commit writes them.
+    pub(crate) fn touch_meta(&mut self) {
+        self.meta_dirty = true;
+    }
+
+    /// Number of changes waiting for a commit.
+    pub(crate) fn pending_ops(&self) -> usize {
+        self.pending.len()
+    }
+
+    pub(crate) fn get(&self, rev: Revision) -> Result<Option<Record>, MvccError> {
+        let key = rev.to_bytes();
+        if let Some(bytes) = self.pending.get(&key) {
+            return Record::decode(bytes).map(Some);
+        }
+        match self.committed.get(&key).map_err(redb::Error::from)? {
+            Some(guard) => Record::decode(guard.value()).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    /// Calls `f` with every raw (revision key, record bytes) in `[from, to]`, in
+    /// revision order, committed and pending merged; stops when `f` returns `false`.
+    pub(crate) fn for_each_raw(
+        &self,
+        from: Revision,
+        to: Revision,
+        mut f: impl FnMut(&RevKey, &[u8]) -> Result<bool, MvccError>,
+    ) -> Result<(), MvccError> {
+        let (lo, hi) = (from.to_bytes(), to.to_bytes());
+        let mut committed = self
+            .committed
+            .range::<&RevKey>(&lo..=&hi)
+            .map_err(redb::Error::from)?
+            .peekable();
+        let mut pending = self
+            .pending
+            .range::<RevKey, _>((Bound::Included(lo), Bound::Included(hi)))
+            .peekable();
+        loop {
+            let take_committed = match (committed.peek(), pending.peek()) {
+                (None, None) => return Ok(()),
+                (Some(_), None) => true,
+                (None, Some(_)) => false,
+                (Some(Ok((ck, _))), Some((pk, _))) => {
+                    assert_ne!(ck.value(), *pk, "a revision both committed and pending");
+                    ck.value() < *pk
+                }
+                (Some(Err(_)), Some(_)) => true,
+            };
+            let more = if take_committed {
+                let (k, v) = committed
+                    .next()
+                    .expect("peeked")
+                    .map_err(redb::Error::from)?;
+                f(k.value(), v.value())?
+            } else {
+                let (k, v) = pending.next().expect("peeked");
+                f(k, v)?
+            };
+            if !more {
+                return Ok(());
+            }
+        }
+    }
+
+    /// Commits when the batch is full or `batch_interval` has passed since the last
+    /// commit; returns whether it committed.
+    pub(crate) fn commit_if_due(&mut self, now: Instant, meta: &Meta) -> Result<bool, MvccError> {
+        let dirty = self.meta_dirty || !self.pending.is_empty();
+        let due = match self.last_commit {
+            None => true,
+            Some(at) => now.saturating_duration_since(at) >= self.config.batch_interval,
+        };
+        if dirty && (due || self.pending.len() >= self.config.batch_limit_ops) {
+            self.commit(meta)?;
+            self.last_commit = Some(now);
+            return Ok(true);
+        }
+        Ok(false)
+    }
+
+    /// Writes the pending batch and `meta` in one redb transaction.
+    pub(crate) fn commit(&mut self, meta: &Meta) -> Result<(), MvccError> {
+        self.commit_with(meta, |_| Ok(()))
+    }
+
+    /// Commits the batch, `meta` and whatever `extra` does in the same transaction.
+    pub(crate) fn commit_with(
+        &mut self,
+        meta: &Meta,
+        extra: impl FnOnce(&mut redb::Table<&RevKey, &[u8]>) -> Result<(), MvccError>,
+    ) -> Result<(), MvccError> {
+        let txn = self.db.begin_write().map_err(redb::Error::from)?;
+        {
+            let mut keys = txn.open_table(KEY_TABLE).map_err(redb::Error::from)?;
+            for (k, v) in &self.pending {
+                keys.insert(k, v.as_slice()).map_err(redb::Error::from)?;
+            }
+            extra(&mut keys)?;
+            let mut table = txn.open_table(META_TABLE).map_err(redb::Error::from)?;
+            let compact =
+                u64::try_from(meta.compact_revision).expect("compact revision is never negative");
+            for (name, value) in [
+                (
+                    META_CONSISTENT_INDEX,
+                    &meta.consistent_index.to_be_bytes()[..],
+                ),
+                (META_TERM, &meta.term.to_be_bytes()[..]),
+                (META_MEMBERSHIP, meta.membership.as_slice()),
+                (META_COMPACT_REVISION, &compact.to_be_bytes()[..]),
+            ] {
+                table.insert(name, value).map_err(redb::Error::from)?;
+            }
+        }
+        txn.commit().map_err(redb::Error::from)?;
+        self.pending.clear();
+        self.meta_dirty = false;
+        self.committed = Self::read_table(&self.db)?;
+        Ok(())
+    }
+
+    /// Commits the batch, then deletes every revision at or below `at` that is not in
+    /// `keep`, in the transaction that records the new compaction point.
+    pub(crate) fn compact(
+        &mut self,
+        at: i64,
+        keep: &std::collections::HashSet<Revision>,
+        meta: &Meta,
+    ) -> Result<(), MvccError> {
+        self.commit(meta)?;
+        let hi = Revision::new(at, i64::MAX).to_bytes();
+        self.commit_with(meta, |keys| {
+            keys.retain_in::<&RevKey, _>(..=&hi, |k, _| keep.contains(&Revision::from_bytes(k)))
+                .map_err(redb::Error::from)?;
+            Ok(())
+        })
+    }
+
+    /// Copies the committed state into a new redb file at `dest` (which must not
+    /// exist); writers are not blocked because it reads one redb snapshot.
+    pub(crate) fn snapshot_to(&self, dest: &Path) -> Result<(), MvccError> {
+        let read = self.db.begin_read().map_err(redb::Error::from)?;
+        let out = Database::builder()
+            .create(dest)
+            .map_err(redb::Error::from)?;
+        let txn = out.begin_write().map_err(redb::Error::from)?;
+        {
+            let src = read.open_table(KEY_TABLE).map_err(redb::Error::from)?;
+            let mut dst = txn.open_table(KEY_TABLE).map_err(redb::Error::from)?;
+            for entry in src.iter().map_err(redb::Error::from)? {
+                let (k, v) = entry.map_err(redb::Error::from)?;
+                dst.insert(k.value(), v.value())
+                    .map_err(redb::Error::from)?;
+            }
+            let src = read.open_table(META_TABLE).map_err(redb::Error::from)?;
+            let mut dst = txn.open_table(META_TABLE).map_err(redb::Error::from)?;
+            for entry in src.iter().map_err(redb::Error::from)? {
+                let (k, v) = entry.map_err(redb::Error::from)?;
+                dst.insert(k.value(), v.value())
+                    .map_err(redb::Error::from)?;
+            }
+        }
+        txn.commit().map_err(redb::Error::from)?;
+        Ok(())
+    }
+
+    /// Number of committed records.
+    pub(crate) fn committed_len(&self) -> Result<u64, MvccError> {
+        Ok(self.committed.len().map_err(redb::Error::from)?)
+    }
+
+    /// Size of the backend file in bytes.
+    pub(crate) fn size_bytes(&self) -> Result<u64, MvccError> {
+        Ok(std::fs::metadata(&self.path)?.len())
+    }
+
+    /// Bytes of the file in allocated pages (etcd's "size in use").
+    pub(crate) fn size_in_use_bytes(&self) -> Result<u64, MvccError> {
+        let txn = self.db.begin_write().map_err(redb::Error::from)?;
+        let stats = txn.stats().map_err(redb::Error::from)?;
+        txn.abort().map_err(redb::Error::from)?;
+        let page = u64::try_from(stats.page_size()).expect("page size fits u64");
+        Ok(stats.allocated_pages() * page)
+    }
+}
