@@ -22,6 +22,21 @@
 //! [`FILE_DESCRIPTOR_SET`] is the encoded `google.protobuf.FileDescriptorSet`
 //! of all five files (with source info), for gRPC reflection.
 //!
+//! A client and a server use the generated types directly:
+//!
+//! ```no_run
+//! use keel_proto::etcdserverpb::{PutRequest, RangeRequest, kv_client::KvClient};
+//!
+//! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+//! let mut kv = KvClient::connect("http://127.0.0.1:2379").await?;
+//! kv.put(PutRequest { key: b"foo".to_vec(), value: b"bar".to_vec(), ..PutRequest::default() })
+//!     .await?;
+//! let range = kv.range(RangeRequest { key: b"foo".to_vec(), ..RangeRequest::default() }).await?;
+//! assert_eq!(range.into_inner().kvs[0].value, b"bar");
+//! # Ok(())
+//! # }
+//! ```
+//!
 //! `build.rs` compiles the files with `protox`, a proto compiler written in
 //! Rust, then generates code with `tonic-prost-build`: no system `protoc` is
 //! involved.
