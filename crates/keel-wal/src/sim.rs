@@ -38,6 +38,21 @@ struct SimState {
     names: BTreeMap<PathBuf, u64>,
     durable_names: BTreeMap<PathBuf, u64>,
     files: HashMap<u64, SimFileState>,
+    /// Syncs (file or directory) that may still succeed; `None` means no limit.
+    syncs_left: Option<u64>,
+}
+
+impl SimState {
+    fn take_sync(&mut self) -> io::Result<()> {
+        match &mut self.syncs_left {
+            Some(0) => Err(io::Error::other("simulated sync failure")),
+            Some(n) => {
+                *n -= 1;
+                Ok(())
+            }
+            None => Ok(()),
+        }
+    }
 }
 
 #[derive(Debug, Default, Clone)]
@@ -117,6 +132,7 @@ impl SimDisk {
         let mut st = self.lock();
         let mut report = CrashReport::default();
         st.epoch += 1;
+        st.syncs_left = None;
         st.names = st.durable_names.clone();
         let live: Vec<u64> = st.durable_names.values().copied().collect();
         st.files.retain(|id, _| live.contains(id));
@@ -146,6 +162,12 @@ impl SimDisk {
             file.unsynced.clear();
         }
         report
+    }
+
+    /// Lets `n` more syncs succeed; every sync after them fails without making anything
+    /// durable, as if the machine died inside that `fdatasync`. A crash clears the limit.
+    pub fn fail_syncs_after(&self, n: u64) {
+        self.lock().syncs_left = Some(n);
     }
 
     /// Flips bits of one byte of a file, durably: bit rot or a misdirected write.
@@ -261,6 +283,7 @@ impl Disk for SimDisk {
 
     fn sync_dir(&self, dir: &Path) -> io::Result<()> {
         let mut st = self.lock();
+        st.take_sync()?;
         let in_dir = |p: &PathBuf| p.parent() == Some(dir);
         st.durable_names.retain(|p, _| !in_dir(p));
         let synced: Vec<(PathBuf, u64)> = st
@@ -320,6 +343,7 @@ impl DiskFile for SimFile {
     }
 
     fn sync_data(&mut self) -> io::Result<()> {
+        self.disk.lock().take_sync()?;
         self.disk.with_file(self.id, self.epoch, |f| {
             f.durable = f.visible.clone();
             f.unsynced.clear();
