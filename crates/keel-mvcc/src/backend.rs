@@ -55,12 +55,24 @@ impl Default for BatchConfig {
 }
 
 /// Values of the meta table, kept in memory and written with every commit.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) struct Meta {
     pub consistent_index: u64,
     pub term: u64,
     pub membership: Vec<u8>,
+    /// -1 until the first compaction, as in etcd.
     pub compact_revision: i64,
+}
+
+impl Default for Meta {
+    fn default() -> Self {
+        Self {
+            consistent_index: 0,
+            term: 0,
+            membership: Vec::new(),
+            compact_revision: -1,
+        }
+    }
 }
 
 pub(crate) struct Backend {
@@ -124,8 +136,8 @@ impl Backend {
                 meta.membership = v;
             }
             if let Some(v) = get(META_COMPACT_REVISION)? {
-                meta.compact_revision = i64::try_from(u64_meta(&v, META_COMPACT_REVISION)?)
-                    .map_err(|_| MvccError::Corrupt("compact revision overflows".into()))?;
+                let raw = u64_meta(&v, META_COMPACT_REVISION)?;
+                meta.compact_revision = i64::from_be_bytes(raw.to_be_bytes());
             }
         }
         txn.commit().map_err(redb::Error::from)?;
@@ -270,8 +282,6 @@ impl Backend {
             }
             extra(&mut keys)?;
             let mut table = txn.open_table(META_TABLE).map_err(redb::Error::from)?;
-            let compact =
-                u64::try_from(meta.compact_revision).expect("compact revision is never negative");
             for (name, value) in [
                 (
                     META_CONSISTENT_INDEX,
@@ -279,7 +289,10 @@ impl Backend {
                 ),
                 (META_TERM, &meta.term.to_be_bytes()[..]),
                 (META_MEMBERSHIP, meta.membership.as_slice()),
-                (META_COMPACT_REVISION, &compact.to_be_bytes()[..]),
+                (
+                    META_COMPACT_REVISION,
+                    &meta.compact_revision.to_be_bytes()[..],
+                ),
             ] {
                 table.insert(name, value).map_err(redb::Error::from)?;
             }

@@ -61,8 +61,9 @@
 //! | 38+n | rest | value (empty for a tombstone) |
 //!
 //! **`meta` table**: `&str → bytes`: `layout_version` (u32 BE), `consistent_index`
-//! (u64 BE), `term` (u64 BE), `compact_revision` (u64 BE; the last finished
-//! compaction: revisions at or below it hold only what compaction kept), `membership`
+//! (u64 BE), `term` (u64 BE), `compact_revision` (i64 BE, -1 before
+//! any; the last finished compaction: revisions at or below it hold only what
+//! compaction kept), `membership`
 //! (opaque bytes owned by the server).
 //!
 //! Compaction deletes records in the same transaction that advances

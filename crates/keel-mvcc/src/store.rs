@@ -134,7 +134,8 @@ impl Store {
             },
         )?;
         self.index = index;
-        self.current_revision = last.max(self.meta.compact_revision);
+        // etcd starts at revision 1: the first write gets revision 2.
+        self.current_revision = last.max(self.meta.compact_revision).max(1);
         Ok(())
     }
 
@@ -143,7 +144,7 @@ impl Store {
         self.current_revision
     }
 
-    /// Revisions below this were compacted away.
+    /// Revisions below this were compacted away; -1 before the first compaction.
     pub fn compact_revision(&self) -> i64 {
         self.meta.compact_revision
     }
