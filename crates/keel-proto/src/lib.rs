@@ -80,8 +80,8 @@
 //!   number and type etcd gave it. Run it alone, with its report printed:
 //!   `cargo test -p keel-proto --profile ci --test etcd_protos_match -- --nocapture`.
 //!   Set `KEEL_GOCODE_SRC` to use another Go source tree than
-//!   `/usr/share/gocode/src`. When etcd's protos are absent the test says so
-//!   on stderr and checks nothing.
+//!   `/usr/share/gocode/src`. When etcd's protos are absent the test fails
+//!   (`scripts/install-deps` installs them).
 //! - `tests/etcdctl.rs` serves canned `KV.Range`, `KV.Put` and
 //!   `Maintenance.Status` handlers on 127.0.0.1 and drives Debian's real
 //!   `etcdctl` 3.4 (`put`, `get -w json`, `get`, `endpoint status`) against

@@ -323,13 +323,11 @@ fn etcd_include_roots(gocode: &Path) -> [PathBuf; 3] {
 fn our_protos_match_etcd_3_4_plus_later_additions() {
     let gocode = gocode_src();
     let roots = etcd_include_roots(&gocode);
-    if !roots[0].join(ETCD_FILES[0]).exists() {
-        eprintln!(
-            "etcd's protos are not under {} (install golang-etcd-server-dev): comparison not run",
-            gocode.display()
-        );
-        return;
-    }
+    assert!(
+        roots[0].join(ETCD_FILES[0]).exists(),
+        "etcd's protos are not under {} (scripts/install-deps installs golang-etcd-server-dev)",
+        gocode.display()
+    );
     let etcd =
         describe(&protox::compile(ETCD_FILES, &roots).expect("etcd's protos compile with protox"));
     let ours = describe(&our_descriptors());
