@@ -170,6 +170,11 @@ impl<I, O> History<I, O> {
         OpId(self.ops.len() - 1)
     }
 
+    /// The input of operation `id`, unless it was discarded.
+    pub fn input(&self, id: OpId) -> Option<&I> {
+        self.ops.get(id.0)?.as_ref().map(|op| &op.input)
+    }
+
     /// The recorded operations, in invocation order of recording.
     pub fn operations(&self) -> impl Iterator<Item = &Operation<I, O>> {
         self.ops.iter().flatten()

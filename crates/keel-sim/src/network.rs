@@ -84,29 +84,41 @@ impl<M: Clone> Network<M> {
         }
     }
 
-    /// Sends `message` at time `now_ms`, subject to faults.
-    pub fn send(&mut self, rng: &mut SmallRng, now_ms: u64, envelope: Envelope<M>) {
+    /// Sends `message` at time `now_ms`, subject to faults. Returns whether
+    /// it was put on the wire (it may still be cut off before delivery).
+    pub fn send(&mut self, rng: &mut SmallRng, now_ms: u64, envelope: Envelope<M>) -> bool {
         if self.is_cut(envelope.from, envelope.to)
             || rng.random_ratio(self.faults.drop_per_mille, 1000)
         {
             self.dropped += 1;
-            return;
+            return false;
         }
         if rng.random_ratio(self.faults.duplicate_per_mille, 1000) {
             self.enqueue(rng, now_ms, envelope.clone());
         }
-        self.enqueue(rng, now_ms, envelope);
+        self.enqueue(rng, now_ms, envelope)
     }
 
-    fn enqueue(&mut self, rng: &mut SmallRng, now_ms: u64, envelope: Envelope<M>) {
+    /// Changes the fault rates from now on (messages in flight keep their
+    /// delivery time).
+    pub fn set_faults(&mut self, faults: NetworkFaults) {
+        assert!(
+            faults.min_delay_ms >= 1 && faults.min_delay_ms <= faults.max_delay_ms,
+            "delays must satisfy 1 <= min <= max"
+        );
+        self.faults = faults;
+    }
+
+    fn enqueue(&mut self, rng: &mut SmallRng, now_ms: u64, envelope: Envelope<M>) -> bool {
         if self.in_flight.len() >= self.capacity {
             self.dropped += 1;
-            return;
+            return false;
         }
         let delay = rng.random_range(self.faults.min_delay_ms..=self.faults.max_delay_ms);
         self.in_flight
             .insert((now_ms + delay, self.next_seq), envelope);
         self.next_seq += 1;
+        true
     }
 
     /// Removes and returns the earliest message due at or before `now_ms`
@@ -150,13 +162,6 @@ impl<M: Clone> Network<M> {
     /// Removes every cut.
     pub fn heal(&mut self) {
         self.cuts.clear();
-    }
-
-    /// Drops every message to or from `node` (it crashed: its sockets are gone).
-    pub fn forget(&mut self, node: NodeId) {
-        let before = self.in_flight.len();
-        self.in_flight.retain(|_, e| e.from != node && e.to != node);
-        self.dropped += (before - self.in_flight.len()) as u64;
     }
 
     /// Messages currently in flight.
@@ -207,10 +212,10 @@ mod tests {
     fn cuts_are_directional_and_drop_messages_in_flight() {
         let mut rng = SmallRng::seed_from_u64(1);
         let mut net = Network::new(NetworkFaults::reliable(), 16);
-        net.send(&mut rng, 0, env(1, 2, 1));
+        assert!(net.send(&mut rng, 0, env(1, 2, 1)));
         net.cut(1, 2);
         net.send(&mut rng, 0, env(2, 1, 2));
-        net.send(&mut rng, 0, env(1, 2, 3));
+        assert!(!net.send(&mut rng, 0, env(1, 2, 3)));
         assert_eq!(drain(&mut net, 5), vec![2]);
         assert_eq!(net.dropped(), 2);
         net.heal();
@@ -249,16 +254,5 @@ mod tests {
         sorted.dedup();
         assert!(sorted.len() < got.len(), "some messages must be duplicated");
         assert!(sorted.len() < 1000, "some messages must be dropped");
-    }
-
-    #[test]
-    fn forget_removes_a_crashed_nodes_traffic() {
-        let mut rng = SmallRng::seed_from_u64(1);
-        let mut net = Network::new(NetworkFaults::reliable(), 16);
-        net.send(&mut rng, 0, env(1, 2, 1));
-        net.send(&mut rng, 0, env(3, 1, 2));
-        net.send(&mut rng, 0, env(3, 2, 3));
-        net.forget(1);
-        assert_eq!(drain(&mut net, 1), vec![3]);
     }
 }

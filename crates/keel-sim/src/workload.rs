@@ -1,0 +1,323 @@
+//! Simulated clients: each runs one operation at a time against a few
+//! registers and records it in the shared [`History`].
+//!
+//! A client whose operation is not answered within its timeout gives up:
+//! the operation stays in the history with an unknown outcome (it may still
+//! take effect later) and the client moves on, trying another node. An
+//! operation the node refused outright (Raft returned an error before
+//! anything was proposed) is discarded from the history: it had no effect.
+
+use std::collections::BTreeMap;
+
+use rand::Rng;
+use rand::rngs::SmallRng;
+
+use crate::linearizability::{History, OpId, RegisterInput, RegisterOutput};
+use crate::network::NodeId;
+use crate::registers::Command;
+
+/// The history type of the simulator's register workload.
+pub type RegisterHistory = History<RegisterInput<u64, u64>, RegisterOutput<u64>>;
+
+/// What a client asks a node to do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Request {
+    /// A linearizable read of `key` (through ReadIndex).
+    Read {
+        /// Request id, also the ReadIndex context.
+        request: u64,
+        /// Register.
+        key: u64,
+    },
+    /// A write or compare-and-set, proposed to the log.
+    Change(Command),
+}
+
+impl Request {
+    /// The request id.
+    pub fn id(&self) -> u64 {
+        match self {
+            Request::Read { request, .. } => *request,
+            Request::Change(command) => command.request(),
+        }
+    }
+}
+
+/// Workload parameters.
+#[derive(Debug, Clone, Copy)]
+pub struct WorkloadConfig {
+    /// Number of concurrent clients.
+    pub clients: usize,
+    /// Number of registers.
+    pub keys: u64,
+    /// A client gives up on an operation after this long.
+    pub timeout_ms: u64,
+    /// Largest pause between two operations of one client.
+    pub max_think_ms: u64,
+}
+
+#[derive(Debug, Clone, Copy)]
+enum ClientState {
+    Idle {
+        next_at_ms: u64,
+    },
+    Waiting {
+        request: u64,
+        op: OpId,
+        node: NodeId,
+        deadline_ms: u64,
+        is_change: bool,
+    },
+}
+
+#[derive(Debug)]
+struct Client {
+    state: ClientState,
+    /// The leader the last contacted node knew of.
+    leader_hint: Option<NodeId>,
+    /// Last value this client read per key, to aim compare-and-sets.
+    last_read: BTreeMap<u64, Option<u64>>,
+}
+
+/// An operation a client wants to start now.
+#[derive(Debug, Clone, Copy)]
+pub struct Invocation {
+    /// Client index.
+    pub client: usize,
+    /// What to send.
+    pub request: Request,
+    /// Where the client would like to send it, if it knows a leader.
+    pub preferred_node: Option<NodeId>,
+}
+
+/// A timed-out operation, so the cluster can forget it on the node.
+#[derive(Debug, Clone, Copy)]
+pub struct Abandoned {
+    /// The node that held the request.
+    pub node: NodeId,
+    /// The request id.
+    pub request: u64,
+}
+
+/// All clients and their history.
+#[derive(Debug)]
+pub struct Workload {
+    config: WorkloadConfig,
+    clients: Vec<Client>,
+    history: RegisterHistory,
+    next_request: u64,
+    acknowledged_changes: Vec<u64>,
+    unknown: u64,
+    refused: u64,
+}
+
+impl Workload {
+    /// Clients that start at random times within their think time.
+    pub fn new(config: WorkloadConfig, rng: &mut SmallRng) -> Self {
+        assert!(config.clients > 0 && config.keys > 0, "empty workload");
+        let clients = (0..config.clients)
+            .map(|_| Client {
+                state: ClientState::Idle {
+                    next_at_ms: rng.random_range(0..=config.max_think_ms),
+                },
+                leader_hint: None,
+                last_read: BTreeMap::new(),
+            })
+            .collect();
+        Self {
+            config,
+            clients,
+            history: History::new(),
+            next_request: 1,
+            acknowledged_changes: Vec::new(),
+            unknown: 0,
+            refused: 0,
+        }
+    }
+
+    /// The clients that want to start an operation at `now_ms`, with the
+    /// operation chosen. The caller must follow each with [`Workload::sent`]
+    /// or [`Workload::refused`].
+    pub fn due(&mut self, rng: &mut SmallRng, now_ms: u64) -> Vec<Invocation> {
+        let mut out = Vec::new();
+        for (index, client) in self.clients.iter_mut().enumerate() {
+            let ClientState::Idle { next_at_ms } = client.state else {
+                continue;
+            };
+            if next_at_ms > now_ms {
+                continue;
+            }
+            let request_id = self.next_request;
+            self.next_request += 1;
+            let key = rng.random_range(0..self.config.keys);
+            // Values are request ids: unique, which keeps the checker's
+            // search narrow.
+            let request = match rng.random_range(0..10) {
+                0..4 => Request::Read {
+                    request: request_id,
+                    key,
+                },
+                4..8 => Request::Change(Command::Write {
+                    request: request_id,
+                    key,
+                    value: request_id,
+                }),
+                _ => Request::Change(Command::CompareAndSet {
+                    request: request_id,
+                    key,
+                    expected: client.last_read.get(&key).copied().flatten(),
+                    value: request_id,
+                }),
+            };
+            let preferred_node = client.leader_hint.filter(|_| rng.random_ratio(4, 5));
+            out.push(Invocation {
+                client: index,
+                request,
+                preferred_node,
+            });
+        }
+        out
+    }
+
+    /// Records that `client` sent `request` to `node` at `now_ms`.
+    pub fn sent(&mut self, client: usize, request: Request, node: NodeId, now_ms: u64) {
+        let input = match request {
+            Request::Read { key, .. } => RegisterInput::Read(key),
+            Request::Change(Command::Write { key, value, .. }) => RegisterInput::Write(key, value),
+            Request::Change(Command::CompareAndSet {
+                key,
+                expected,
+                value,
+                ..
+            }) => RegisterInput::CompareAndSet {
+                key,
+                expected,
+                new: value,
+            },
+        };
+        let op = self.history.invoke(client as u64, input, now_ms);
+        let c = &mut self.clients[client];
+        c.state = ClientState::Waiting {
+            request: request.id(),
+            op,
+            node,
+            deadline_ms: now_ms + self.config.timeout_ms,
+            is_change: matches!(request, Request::Change(_)),
+        };
+    }
+
+    /// Records that the node refused the request before proposing it: it
+    /// never happened. The client tries another node soon.
+    pub fn refused(&mut self, client: usize, rng: &mut SmallRng, now_ms: u64) {
+        self.refused += 1;
+        let c = &mut self.clients[client];
+        c.leader_hint = None;
+        c.state = ClientState::Idle {
+            next_at_ms: now_ms + rng.random_range(1..=self.config.max_think_ms.max(1)),
+        };
+    }
+
+    /// Delivers a node's answer to request `request` of `client`. Answers to
+    /// requests the client gave up on are ignored (the history keeps them
+    /// unknown, which allows either outcome).
+    pub fn answer(
+        &mut self,
+        client: usize,
+        request: u64,
+        output: RegisterOutput<u64>,
+        leader_hint: NodeId,
+        rng: &mut SmallRng,
+        now_ms: u64,
+    ) {
+        let c = &mut self.clients[client];
+        let ClientState::Waiting {
+            request: waiting,
+            op,
+            is_change,
+            ..
+        } = c.state
+        else {
+            return;
+        };
+        if waiting != request {
+            return;
+        }
+        if let RegisterOutput::Read(value) = output
+            && let Some(RegisterInput::Read(key)) = self.history.input(op)
+        {
+            c.last_read.insert(*key, value);
+        }
+        self.history.complete(op, output, now_ms);
+        if is_change {
+            self.acknowledged_changes.push(request);
+        }
+        c.leader_hint = (leader_hint != 0).then_some(leader_hint);
+        c.state = ClientState::Idle {
+            next_at_ms: now_ms + rng.random_range(0..=self.config.max_think_ms),
+        };
+    }
+
+    /// Gives up on every operation whose deadline passed; returns them so the
+    /// nodes holding them can forget them.
+    pub fn expire(&mut self, rng: &mut SmallRng, now_ms: u64) -> Vec<Abandoned> {
+        let mut out = Vec::new();
+        for c in &mut self.clients {
+            let ClientState::Waiting {
+                request,
+                node,
+                deadline_ms,
+                ..
+            } = c.state
+            else {
+                continue;
+            };
+            if deadline_ms > now_ms {
+                continue;
+            }
+            self.unknown += 1;
+            out.push(Abandoned { node, request });
+            c.leader_hint = None;
+            c.state = ClientState::Idle {
+                next_at_ms: now_ms + rng.random_range(0..=self.config.max_think_ms),
+            };
+        }
+        out
+    }
+
+    /// Stops every idle client from starting new operations (the run is
+    /// winding down).
+    pub fn stop(&mut self) {
+        for c in &mut self.clients {
+            if let ClientState::Idle { next_at_ms } = &mut c.state {
+                *next_at_ms = u64::MAX;
+            }
+        }
+    }
+
+    /// Whether any client waits for an answer.
+    pub fn has_outstanding(&self) -> bool {
+        self.clients
+            .iter()
+            .any(|c| matches!(c.state, ClientState::Waiting { .. }))
+    }
+
+    /// The history so far.
+    pub fn history(&self) -> &RegisterHistory {
+        &self.history
+    }
+
+    /// Request ids of writes and compare-and-sets that were answered.
+    pub fn acknowledged_changes(&self) -> &[u64] {
+        &self.acknowledged_changes
+    }
+
+    /// Operations that timed out (outcome unknown).
+    pub fn unknown(&self) -> u64 {
+        self.unknown
+    }
+
+    /// Operations refused by a node.
+    pub fn refused_count(&self) -> u64 {
+        self.refused
+    }
+}
