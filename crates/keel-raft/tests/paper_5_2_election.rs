@@ -190,7 +190,10 @@ fn five_nodes_elect_exactly_one_leader_per_term_under_contention() {
                 .iter()
                 .all(|&id| c.term(id) == c.term(l.unwrap_or(0)))
     });
-    assert!(!c.leaders.is_empty(), "leaders are recorded per term (two in one term panics)");
+    assert!(
+        !c.leaders.is_empty(),
+        "leaders are recorded per term (two in one term panics)"
+    );
 }
 
 #[test]

@@ -484,3 +484,17 @@ pub fn msg(kind: MessageType, from: NodeId, to: NodeId, term: u64) -> Message {
         ..Message::default()
     }
 }
+
+impl Cluster {
+    /// Node `id` snapshots at its applied index (data = that index, little-endian) and
+    /// compacts its log up to it.
+    pub fn snapshot_and_compact(&mut self, id: NodeId) -> u64 {
+        let node = self.node_mut(id);
+        let applied = node.applied_index;
+        let s = node.raw.storage_mut();
+        s.create_snapshot(applied, None, applied.to_le_bytes().to_vec())
+            .expect("create snapshot");
+        s.compact(applied).expect("compact");
+        applied
+    }
+}
