@@ -8,6 +8,12 @@
 //!
 //! Invariants: revisions of a key only grow; only the last generation may be empty;
 //! a key whose only generation is empty is removed from the tree.
+//!
+//! Memory: a key costs one tree slot (the boxed key and the boxed history, 32 bytes)
+//! plus two heap blocks: the key bytes and the packed history. The history is one
+//! `[i64]`: per generation `ver, created.main, created.sub, n`, then `n` pairs
+//! `main, sub`; a key put once takes 6 words. Reads walk the packed form in place;
+//! writes unpack into [`Generations`], change it and pack again.
 
 use std::collections::{BTreeMap, HashSet};
 use std::ops::Bound;
@@ -38,7 +44,7 @@ impl Generation {
     }
 }
 
-/// What [`KeyIndex::get`] finds for a key at a revision.
+/// What [`TreeIndex::get`] finds for a key at a revision.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct IndexEntry {
     /// Revision of the record holding the key's value at that point.
@@ -49,13 +55,13 @@ pub struct IndexEntry {
     pub version: i64,
 }
 
-/// All generations of one key.
+/// All generations of one key, unpacked for changes.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct KeyIndex {
+struct Generations {
     generations: Vec<Generation>,
 }
 
-impl KeyIndex {
+impl Generations {
     fn new() -> Self {
         Self {
             generations: vec![Generation::empty()],
@@ -63,7 +69,7 @@ impl KeyIndex {
     }
 
     /// Revision of the key's last change (put or tombstone).
-    pub fn modified(&self) -> Option<Revision> {
+    fn modified(&self) -> Option<Revision> {
         self.generations
             .iter()
             .rev()
@@ -116,6 +122,8 @@ impl KeyIndex {
         true
     }
 
+    /// etcd's backward walk; the reference the packed forward walk is tested against.
+    #[cfg(test)]
     fn find_generation(&self, at: i64) -> Option<&Generation> {
         let last = self.generations.len() - 1;
         for (i, g) in self.generations.iter().enumerate().rev() {
@@ -133,8 +141,9 @@ impl KeyIndex {
         None
     }
 
-    /// The key's state at revision `at`, `None` if it did not exist then.
-    pub fn get(&self, at: i64) -> Option<IndexEntry> {
+    /// The key's state at revision `at` (reference for [`KeyIndex::get`]).
+    #[cfg(test)]
+    fn get(&self, at: i64) -> Option<IndexEntry> {
         let g = self.find_generation(at)?;
         let n = g.revs.iter().rposition(|r| r.main <= at)?;
         let newer = i64::try_from(g.revs.len() - n - 1).expect("revision count fits i64");
@@ -182,7 +191,6 @@ impl KeyIndex {
             }
         }
         self.generations.drain(..gen_idx);
-        self.generations.shrink_to_fit();
     }
 
     fn keep(&self, at: i64, available: &mut HashSet<Revision>) {
@@ -201,6 +209,119 @@ impl KeyIndex {
 
     fn is_empty(&self) -> bool {
         self.generations.len() == 1 && self.generations[0].is_empty()
+    }
+}
+
+const GEN_HEADER_WORDS: usize = 4;
+
+/// All generations of one key, packed into one heap block (see the module docs).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct KeyIndex {
+    packed: Box<[i64]>,
+}
+
+/// One generation read in place from the packed form.
+struct GenView<'a> {
+    ver: i64,
+    created: Revision,
+    /// `main, sub` pairs.
+    revs: &'a [i64],
+}
+
+impl GenView<'_> {
+    fn len(&self) -> usize {
+        self.revs.len() / 2
+    }
+
+    fn rev(&self, i: usize) -> Revision {
+        Revision::new(self.revs[2 * i], self.revs[2 * i + 1])
+    }
+}
+
+fn word(n: usize) -> i64 {
+    i64::try_from(n).expect("revision count fits i64")
+}
+
+impl KeyIndex {
+    fn pack(gens: &Generations) -> Self {
+        let words: usize = gens
+            .generations
+            .iter()
+            .map(|g| GEN_HEADER_WORDS + 2 * g.revs.len())
+            .sum();
+        let mut packed = Vec::with_capacity(words);
+        for g in &gens.generations {
+            packed.extend_from_slice(&[g.ver, g.created.main, g.created.sub, word(g.revs.len())]);
+            for r in &g.revs {
+                packed.extend_from_slice(&[r.main, r.sub]);
+            }
+        }
+        assert_eq!(packed.len(), words, "packed size computed exactly");
+        Self {
+            packed: packed.into_boxed_slice(),
+        }
+    }
+
+    fn views(&self) -> impl Iterator<Item = GenView<'_>> {
+        let mut rest: &[i64] = &self.packed;
+        std::iter::from_fn(move || {
+            let (header, tail) = rest.split_first_chunk::<GEN_HEADER_WORDS>()?;
+            let n = usize::try_from(header[3]).expect("packed revision count is non-negative");
+            let (revs, tail) = tail.split_at(2 * n);
+            rest = tail;
+            Some(GenView {
+                ver: header[0],
+                created: Revision::new(header[1], header[2]),
+                revs,
+            })
+        })
+    }
+
+    fn unpack(&self) -> Generations {
+        Generations {
+            generations: self
+                .views()
+                .map(|v| Generation {
+                    ver: v.ver,
+                    created: v.created,
+                    revs: (0..v.len()).map(|i| v.rev(i)).collect(),
+                })
+                .collect(),
+        }
+    }
+
+    fn update(&mut self, f: impl FnOnce(&mut Generations)) {
+        let mut gens = self.unpack();
+        f(&mut gens);
+        *self = Self::pack(&gens);
+    }
+
+    /// The key's state at revision `at`, `None` if it did not exist then. Walks the
+    /// generations forward: the answer lies in the last non-empty generation created
+    /// at or before `at`, unless a tombstone at or before `at` ended it.
+    pub fn get(&self, at: i64) -> Option<IndexEntry> {
+        let mut found: Option<(GenView<'_>, bool)> = None;
+        let mut views = self.views().peekable();
+        while let Some(v) = views.next() {
+            let is_last = views.peek().is_none();
+            if v.len() > 0 && v.rev(0).main <= at {
+                found = Some((v, is_last));
+            }
+        }
+        let (g, is_last) = found?;
+        if !is_last && g.rev(g.len() - 1).main <= at {
+            return None;
+        }
+        let n = (0..g.len()).rev().find(|&i| g.rev(i).main <= at)?;
+        Some(IndexEntry {
+            modified: g.rev(n),
+            created: g.created,
+            version: g.ver - word(g.len() - n - 1),
+        })
+    }
+
+    fn is_empty(&self) -> bool {
+        self.packed.len() == GEN_HEADER_WORDS && self.packed[3] == 0
     }
 }
 
@@ -229,11 +350,11 @@ impl TreeIndex {
     /// Records a put of `key` at `rev`.
     pub fn put(&mut self, key: &[u8], rev: Revision) {
         match self.tree.get_mut(key) {
-            Some(ki) => ki.put(rev),
+            Some(ki) => ki.update(|g| g.put(rev)),
             None => {
-                let mut ki = KeyIndex::new();
-                ki.put(rev);
-                self.tree.insert(key.into(), ki);
+                let mut g = Generations::new();
+                g.put(rev);
+                self.tree.insert(key.into(), KeyIndex::pack(&g));
             }
         }
     }
@@ -241,18 +362,23 @@ impl TreeIndex {
     /// Rebuild path: records a put found in the backend.
     pub fn restore_put(&mut self, key: &[u8], created: Revision, rev: Revision, version: i64) {
         match self.tree.get_mut(key) {
-            Some(ki) => ki.put(rev),
+            Some(ki) => ki.update(|g| g.put(rev)),
             None => {
-                let mut ki = KeyIndex::new();
-                ki.restore(created, rev, version);
-                self.tree.insert(key.into(), ki);
+                let mut g = Generations::new();
+                g.restore(created, rev, version);
+                self.tree.insert(key.into(), KeyIndex::pack(&g));
             }
         }
     }
 
     /// Records the deletion of `key` at `rev`; `false` if the key is not live.
     pub fn tombstone(&mut self, key: &[u8], rev: Revision) -> bool {
-        self.tree.get_mut(key).is_some_and(|ki| ki.tombstone(rev))
+        let Some(ki) = self.tree.get_mut(key) else {
+            return false;
+        };
+        let mut ended = false;
+        ki.update(|g| ended = g.tombstone(rev));
+        ended
     }
 
     /// State of one key at `at`.
@@ -291,7 +417,7 @@ impl TreeIndex {
     pub fn compact(&mut self, at: i64) -> HashSet<Revision> {
         let mut available = HashSet::new();
         self.tree.retain(|_, ki| {
-            ki.compact(at, &mut available);
+            ki.update(|g| g.compact(at, &mut available));
             !ki.is_empty()
         });
         available
@@ -301,7 +427,7 @@ impl TreeIndex {
     pub fn keep(&self, at: i64) -> HashSet<Revision> {
         let mut available = HashSet::new();
         for ki in self.tree.values() {
-            ki.keep(at, &mut available);
+            ki.unpack().keep(at, &mut available);
         }
         available
     }
@@ -317,8 +443,8 @@ mod tests {
 
     /// The history of etcd's `TestKeyIndexGet`: puts at 2 and 4, tombstone at 6; puts
     /// at 8 and 10, tombstone at 12; puts at 14 and 14.1, tombstone at 16.
-    fn history() -> KeyIndex {
-        let mut ki = KeyIndex::new();
+    fn history() -> Generations {
+        let mut ki = Generations::new();
         ki.put(rev(2));
         ki.put(rev(4));
         assert!(ki.tombstone(rev(6)));
@@ -352,12 +478,31 @@ mod tests {
         for (at, want) in cases {
             let got = ki.get(*at).map(|e| (e.modified, e.created.main, e.version));
             assert_eq!(got, *want, "get at {at}");
+            let packed = KeyIndex::pack(&ki);
+            let got = packed
+                .get(*at)
+                .map(|e| (e.modified, e.created.main, e.version));
+            assert_eq!(got, *want, "packed get at {at}");
         }
     }
 
     #[test]
+    fn packing_round_trips_and_is_small() {
+        let ki = history();
+        assert_eq!(KeyIndex::pack(&ki).unpack(), ki);
+        let mut once = Generations::new();
+        once.put(rev(5));
+        assert_eq!(
+            KeyIndex::pack(&once).packed.len(),
+            6,
+            "a key put once takes 6 words"
+        );
+        assert!(KeyIndex::pack(&Generations::new()).is_empty());
+    }
+
+    #[test]
     fn tombstone_of_deleted_key_is_refused() {
-        let mut ki = KeyIndex::new();
+        let mut ki = Generations::new();
         assert!(!ki.tombstone(rev(1)));
         ki.put(rev(2));
         assert!(ki.tombstone(rev(3)));
@@ -374,10 +519,13 @@ mod tests {
             ki.compact(at, &mut available);
             assert_eq!(kept, available, "keep and compact agree at {at}");
             let full = history();
+            let packed = KeyIndex::pack(&ki);
             for read_at in at..=18 {
                 let want = full.get(read_at).map(|e| (e.modified, e.version));
                 let got = ki.get(read_at).map(|e| (e.modified, e.version));
                 assert_eq!(got, want, "read at {read_at} after compact at {at}");
+                let got = packed.get(read_at).map(|e| (e.modified, e.version));
+                assert_eq!(got, want, "packed read at {read_at} after compact at {at}");
             }
         }
     }
