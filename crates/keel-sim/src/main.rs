@@ -21,6 +21,8 @@ use keel_sim::sim::{HarnessBug, RunReport, SimConfig, run_catching_panics};
 enum Bug {
     /// Harness: send vote and append responses before persisting.
     SendBeforePersist,
+    /// Harness: send vote requests and responses before persisting.
+    VotesBeforePersist,
     /// keel-raft: commit entries of previous terms by counting replicas.
     CommitPreviousTerm,
 }
@@ -29,6 +31,7 @@ impl Bug {
     fn flag(self) -> &'static str {
         match self {
             Bug::SendBeforePersist => "send-before-persist",
+            Bug::VotesBeforePersist => "votes-before-persist",
             Bug::CommitPreviousTerm => "commit-previous-term",
         }
     }
@@ -55,6 +58,13 @@ struct Args {
     /// Plant a bug.
     #[arg(long, value_enum)]
     bug: Option<Bug>,
+    /// Mean virtual milliseconds between fault events (crashes, partitions,
+    /// membership changes, leader transfers).
+    #[arg(long, default_value_t = 120)]
+    fault_interval_ms: u64,
+    /// Chance, per thousand, that the network drops a message.
+    #[arg(long, default_value_t = 20)]
+    drop_per_mille: u32,
     /// Worker threads (default: available parallelism).
     #[arg(long)]
     jobs: Option<usize>,
@@ -63,9 +73,12 @@ struct Args {
 fn config_for(args: &Args, seed: u64) -> SimConfig {
     let mut c = SimConfig::new(seed, args.nodes);
     c.fault_phase_ms = args.steps;
+    c.faults.mean_fault_interval_ms = args.fault_interval_ms;
+    c.faults.network.drop_per_mille = args.drop_per_mille;
     c.trace = args.trace;
     match args.bug {
         Some(Bug::SendBeforePersist) => c.harness_bug = Some(HarnessBug::SendPersistedMessagesEarly),
+        Some(Bug::VotesBeforePersist) => c.harness_bug = Some(HarnessBug::SendVotesEarly),
         Some(Bug::CommitPreviousTerm) => {
             c.raft_bug = Some(keel_raft::PlantedBug::CommitPreviousTermEntries);
         }
@@ -80,8 +93,9 @@ fn replay_command(args: &Args, seed: u64) -> String {
         .map(|b| format!(" --bug {}", b.flag()))
         .unwrap_or_default();
     format!(
-        "cargo run --release -p keel-sim -- --seeds 1 --seed {seed} --nodes {} --steps {}{bug}",
-        args.nodes, args.steps
+        "cargo run --release -p keel-sim -- --seeds 1 --seed {seed} --nodes {} --steps {} \
+         --fault-interval-ms {} --drop-per-mille {}{bug}",
+        args.nodes, args.steps, args.fault_interval_ms, args.drop_per_mille
     )
 }
 

@@ -37,7 +37,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use keel_raft::{
     Config, ConfChange, ConfChangeType, ConfState, Entry, EntryKind, MemStorage, Message,
-    MessageType, NodeId, ProgressState, RawNode, Ready, Snapshot, SnapshotMetadata, SnapshotStatus, StateRole,
+    MessageType, NodeId, RawNode, Ready, Snapshot, SnapshotMetadata, SnapshotStatus, StateRole,
     Storage,
 };
 use rand::rngs::SmallRng;
@@ -77,6 +77,25 @@ pub enum HarnessBug {
     /// Send `persisted_messages` (votes, append responses) before the
     /// `Ready` is persisted, so a crash can forget a vote already given.
     SendPersistedMessagesEarly,
+    /// Like [`HarnessBug::SendPersistedMessagesEarly`], but only for vote
+    /// requests and responses: a crash forgets a vote already given.
+    SendVotesEarly,
+}
+
+impl HarnessBug {
+    /// Whether this bug sends `message` before its `Ready` is persisted.
+    fn sends_early(self, message: &Message) -> bool {
+        match self {
+            HarnessBug::SendPersistedMessagesEarly => true,
+            HarnessBug::SendVotesEarly => matches!(
+                message.kind,
+                MessageType::RequestVote
+                    | MessageType::RequestVoteResponse
+                    | MessageType::RequestPreVote
+                    | MessageType::RequestPreVoteResponse
+            ),
+        }
+    }
 }
 
 /// Which faults are injected.
@@ -144,6 +163,17 @@ pub struct SimConfig {
     pub faults: Faults,
     /// Clients and their operations.
     pub workload: WorkloadConfig,
+    /// Raft's limit on entry bytes per append. Small appends split a
+    /// backlog over several messages, which opens the windows that
+    /// commit-rule bugs need; 1 sends one entry per message.
+    pub max_append_bytes: u64,
+    /// Raft's pre-vote round (etcd 3.4 defaults to off, later releases on).
+    pub pre_vote: bool,
+    /// Raft's check-quorum and leader lease. etcd's server always turns it
+    /// on; with both it and pre-vote off, a node left in a higher term with
+    /// a stale membership can stay cut off for good (it ignores the
+    /// leader, and nobody it asks for votes is still a member).
+    pub check_quorum: bool,
     /// A harness bug to plant.
     pub harness_bug: Option<HarnessBug>,
     /// A Raft bug to plant (keel-raft's `planted-bugs` feature).
@@ -154,9 +184,16 @@ pub struct SimConfig {
 
 impl SimConfig {
     /// The default run for `seed` on `nodes` voters: every fault on, 3 s of
-    /// faults.
+    /// faults; check-quorum on, as etcd's server sets it, and pre-vote on
+    /// or off as the seed picks.
     pub fn new(seed: u64, nodes: u64) -> Self {
+        // A separate stream, so flipping these by hand replays the rest of
+        // the run's choices unchanged.
+        let mut options = SmallRng::seed_from_u64(seed ^ 0x6b65_656c_2d73_696d);
         Self {
+            pre_vote: options.random_bool(0.5),
+            max_append_bytes: [1, 256, 64 * 1024][options.random_range(0..3)],
+            check_quorum: true,
             seed,
             nodes,
             fault_phase_ms: 3_000,
@@ -260,6 +297,8 @@ struct Node {
     raw: RawNode<MemStorage>,
     registers: Registers,
     applied: u64,
+    /// Index of the snapshot in storage (compaction may lag behind it).
+    snapshot_index: u64,
     role: StateRole,
     leader_id: NodeId,
     term: u64,
@@ -269,7 +308,8 @@ struct Node {
     pending_reads: BTreeMap<u64, Pending>,
     /// Confirmed reads waiting for `applied` to reach their index.
     confirmed_reads: Vec<(u64, u64, Pending)>,
-    /// Crash in the middle of the next `Ready`.
+    /// Crash in the middle of the next `Ready` that has something to
+    /// persist.
     crash_in_next_ready: bool,
 }
 
@@ -354,9 +394,11 @@ impl Simulation {
         c.heartbeat_tick = HEARTBEAT_TICKS;
         c.applied = applied;
         c.seed = self.config.seed;
-        c.max_size_per_msg = 4096;
-        c.max_inflight_msgs = 64;
+        c.max_size_per_msg = self.config.max_append_bytes;
+        c.max_inflight_msgs = 16;
         c.max_pending_read_index = 256;
+        c.pre_vote = self.config.pre_vote;
+        c.check_quorum = self.config.check_quorum;
         c.planted_bug = self.config.raft_bug;
         c
     }
@@ -385,6 +427,7 @@ impl Simulation {
                 raw,
                 registers,
                 applied,
+                snapshot_index: applied,
                 role: StateRole::Follower,
                 leader_id: 0,
                 term,
@@ -510,26 +553,28 @@ impl Simulation {
         }
     }
 
-    fn send_all(&mut self, from: NodeId, messages: Vec<Message>) {
+    fn send_all(&mut self, from: NodeId, messages: Vec<Message>) -> Result<(), Failure> {
         for message in messages {
             let to = message.to;
-            let is_snapshot = message.kind == MessageType::Snapshot;
+            let snapshot_index = message.snapshot.as_ref().map(|s| s.metadata.index);
             let sent = self.net.send(
                 &mut self.rng,
                 self.now_ms,
                 Envelope { from, to, message },
             );
-            if is_snapshot
-                && let Some(node) = self.node(from)
-            {
-                let status = if sent {
-                    SnapshotStatus::Finish
-                } else {
-                    SnapshotStatus::Failure
-                };
-                node.raw.report_snapshot(to, status);
+            if let Some(index) = snapshot_index {
+                if let Some(node) = self.node(from) {
+                    let status = if sent {
+                        SnapshotStatus::Finish
+                    } else {
+                        SnapshotStatus::Failure
+                    };
+                    node.raw.report_snapshot(to, status);
+                }
+                self.refresh_snapshot(from, index)?;
             }
         }
+        Ok(())
     }
 
     fn process_readies(&mut self, id: NodeId) -> Result<(), Failure> {
@@ -547,7 +592,6 @@ impl Simulation {
     }
 
     fn handle_ready(&mut self, id: NodeId, mut rd: Ready) -> Result<(), Failure> {
-        let early_bug = self.config.harness_bug == Some(HarnessBug::SendPersistedMessagesEarly);
         let node = self.node(id).expect("handle_ready is called for running nodes");
         if let Some(ss) = rd.soft_state {
             node.role = ss.role;
@@ -556,7 +600,9 @@ impl Simulation {
         if let Some(hs) = rd.hard_state {
             node.term = hs.term;
         }
-        let crash_now = std::mem::take(&mut node.crash_in_next_ready);
+        // An armed crash strikes while a Ready is being made durable.
+        let crash_now = node.crash_in_next_ready && rd.must_sync;
+        node.crash_in_next_ready &= !crash_now;
         if let Some(ss) = rd.soft_state {
             let term = node.term;
             self.trace(|| format!("node {id} is {:?} in term {term}, leader {}", ss.role, ss.leader_id));
@@ -564,10 +610,13 @@ impl Simulation {
 
         // 1. Messages that need no persistence go out at once.
         let messages = std::mem::take(&mut rd.messages);
-        self.send_all(id, messages);
-        if early_bug {
-            let persisted = std::mem::take(&mut rd.persisted_messages);
-            self.send_all(id, persisted);
+        self.send_all(id, messages)?;
+        if let Some(bug) = self.config.harness_bug {
+            let (early, later) = std::mem::take(&mut rd.persisted_messages)
+                .into_iter()
+                .partition(|m| bug.sends_early(m));
+            rd.persisted_messages = later;
+            self.send_all(id, early)?;
         }
         if crash_now {
             self.trace(|| format!("node {id} crashes in the middle of Ready {}", rd.number));
@@ -591,6 +640,7 @@ impl Simulation {
                     what: format!("snapshot at {index} not applicable: {e}"),
                 })?;
             node.applied = index;
+            node.snapshot_index = index;
             self.stats.snapshots_installed += 1;
             self.trace(|| format!("node {id} installs a snapshot at index {index}"));
         }
@@ -604,6 +654,9 @@ impl Simulation {
             })?;
         if let Some(hs) = rd.hard_state {
             node.raw.storage_mut().set_hard_state(hs);
+            if node.role == StateRole::Leader && node.raw.storage().term(hs.commit).is_ok_and(|t| t < hs.term) {
+                eprintln!("OLDTERM node {id} commit {} term {}", hs.commit, hs.term);
+            }
         }
         if node.role == StateRole::Leader {
             let term = node.term;
@@ -614,10 +667,8 @@ impl Simulation {
         }
 
         // 4. Messages that promise durability.
-        if !early_bug {
-            let persisted = std::mem::take(&mut rd.persisted_messages);
-            self.send_all(id, persisted);
-        }
+        let persisted = std::mem::take(&mut rd.persisted_messages);
+        self.send_all(id, persisted)?;
 
         // 5. Apply, serve reads.
         // `advance` needs the committed entries back to know what was applied.
@@ -736,46 +787,59 @@ impl Simulation {
     }
 
     /// Snapshots and compacts the log every [`COMPACT_AFTER_ENTRIES`] applied
-    /// entries. A leader also takes a fresh snapshot (without compacting)
-    /// when a follower waits for one and the stored one is older than what
-    /// it applied: a node added after the stored snapshot cannot install it,
-    /// since it is not in that snapshot's membership (etcd's server likewise
-    /// builds the snapshot it sends from its current state).
+    /// entries.
     fn maybe_compact(&mut self, id: NodeId) -> Result<(), Failure> {
         if !self.config.faults.compaction {
             return Ok(());
         }
         let node = self.node(id).expect("maybe_compact is called for running nodes");
-        let storage = node.raw.storage();
-        let first = storage
+        let first = node
+            .raw
+            .storage()
             .first_index()
             .expect("MemStorage::first_index never fails");
-        let snapshot_index = first - 1;
         let applied = node.applied;
-        let compact = applied >= first + COMPACT_AFTER_ENTRIES;
-        let fresh_for_follower = !compact
-            && applied > snapshot_index
-            && node.role == StateRole::Leader
-            && node
-                .raw
-                .status()
-                .progress
-                .values()
-                .any(|p| p.state == ProgressState::Snapshot);
-        if !compact && !fresh_for_follower {
+        if applied < first + COMPACT_AFTER_ENTRIES || applied <= node.snapshot_index {
             return Ok(());
         }
+        node.snapshot_index = applied;
         let data = node.registers.encode();
         let storage = node.raw.storage_mut();
         storage
             .create_snapshot(applied, None, data)
-            .and_then(|_| if compact { storage.compact(applied) } else { Ok(()) })
+            .and_then(|_| storage.compact(applied))
             .map_err(|e| Failure::Contract {
                 node: id,
                 what: format!("cannot snapshot at applied index {applied}: {e}"),
             })?;
-        self.stats.compactions += u64::from(compact);
-        self.trace(|| format!("node {id} snapshots at {applied} (compacting: {compact})"));
+        self.stats.compactions += 1;
+        self.trace(|| format!("node {id} compacts its log up to {applied}"));
+        Ok(())
+    }
+
+    /// After a leader sent a snapshot older than its applied state, takes a
+    /// fresh one (without compacting) for the next attempt. A node added
+    /// after the stored snapshot cannot install it, since it is not in that
+    /// snapshot's membership; etcd's server likewise sends a snapshot built
+    /// from its current state.
+    fn refresh_snapshot(&mut self, id: NodeId, sent_index: u64) -> Result<(), Failure> {
+        let Some(node) = self.node(id) else {
+            return Ok(());
+        };
+        let applied = node.applied;
+        if applied <= node.snapshot_index.max(sent_index) {
+            return Ok(());
+        }
+        node.snapshot_index = applied;
+        let data = node.registers.encode();
+        node.raw
+            .storage_mut()
+            .create_snapshot(applied, None, data)
+            .map_err(|e| Failure::Contract {
+                node: id,
+                what: format!("cannot snapshot at applied index {applied}: {e}"),
+            })?;
+        self.trace(|| format!("node {id} takes a fresh snapshot at {applied} to send"));
         Ok(())
     }
 
@@ -932,7 +996,12 @@ impl Simulation {
         if running.is_empty() || crashed >= (self.config.nodes - 1) / 2 {
             return;
         }
-        let victim = running[self.rng.random_range(0..running.len())];
+        // Half the time the leader: its uncommitted tail is what the
+        // commit rules are about.
+        let victim = match self.leader() {
+            Some(leader) if self.rng.random_bool(0.5) => leader,
+            _ => running[self.rng.random_range(0..running.len())],
+        };
         if self.rng.random_bool(0.5) {
             self.trace(|| format!("node {victim} crashes"));
             self.crash(victim);
@@ -961,6 +1030,21 @@ impl Simulation {
         for i in (1..ids.len()).rev() {
             let j = self.rng.random_range(0..=i);
             ids.swap(i, j);
+        }
+        // Half the time the leader alone, which keeps taking writes until
+        // check-quorum retires it.
+        if let Some(leader) = self.leader()
+            && self.rng.random_bool(0.5)
+        {
+            let at = ids
+                .iter()
+                .position(|&id| id == leader)
+                .expect("the leader is live");
+            ids.swap(0, at);
+            let (group, others) = ids.split_at(1);
+            self.trace(|| format!("partition {group:?} | {others:?}"));
+            self.net.partition(group, others);
+            return;
         }
         let split = self.rng.random_range(1..=ids.len() / 2);
         let (group, others) = ids.split_at(split);
