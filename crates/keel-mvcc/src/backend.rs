@@ -93,13 +93,38 @@ fn u64_meta(bytes: &[u8], name: &str) -> Result<u64, MvccError> {
     Ok(u64::from_be_bytes(arr))
 }
 
+/// Reads the meta values (defaults for the ones never written).
+fn read_meta(table: &impl ReadableTable<&'static str, &'static [u8]>) -> Result<Meta, MvccError> {
+    let mut meta = Meta::default();
+    let get = |name: &str| -> Result<Option<Vec<u8>>, MvccError> {
+        Ok(table
+            .get(name)
+            .map_err(redb::Error::from)?
+            .map(|v| v.value().to_vec()))
+    };
+    if let Some(v) = get(META_CONSISTENT_INDEX)? {
+        meta.consistent_index = u64_meta(&v, META_CONSISTENT_INDEX)?;
+    }
+    if let Some(v) = get(META_TERM)? {
+        meta.term = u64_meta(&v, META_TERM)?;
+    }
+    if let Some(v) = get(META_MEMBERSHIP)? {
+        meta.membership = v;
+    }
+    if let Some(v) = get(META_COMPACT_REVISION)? {
+        let raw = u64_meta(&v, META_COMPACT_REVISION)?;
+        meta.compact_revision = i64::from_be_bytes(raw.to_be_bytes());
+    }
+    Ok(meta)
+}
+
 impl Backend {
     /// Opens (or creates) the backend file; returns it with the stored meta.
     pub(crate) fn open(path: &Path, config: BatchConfig) -> Result<(Self, Meta), MvccError> {
         assert!(config.batch_limit_ops > 0, "batch limit must be positive");
         let db = Database::create(path).map_err(redb::Error::from)?;
         let txn = db.begin_write().map_err(redb::Error::from)?;
-        let mut meta = Meta::default();
+        let meta;
         {
             txn.open_table(KEY_TABLE).map_err(redb::Error::from)?;
             let mut table = txn.open_table(META_TABLE).map_err(redb::Error::from)?;
@@ -120,25 +145,7 @@ impl Backend {
                     )));
                 }
             }
-            let get = |name: &str| -> Result<Option<Vec<u8>>, MvccError> {
-                Ok(table
-                    .get(name)
-                    .map_err(redb::Error::from)?
-                    .map(|v| v.value().to_vec()))
-            };
-            if let Some(v) = get(META_CONSISTENT_INDEX)? {
-                meta.consistent_index = u64_meta(&v, META_CONSISTENT_INDEX)?;
-            }
-            if let Some(v) = get(META_TERM)? {
-                meta.term = u64_meta(&v, META_TERM)?;
-            }
-            if let Some(v) = get(META_MEMBERSHIP)? {
-                meta.membership = v;
-            }
-            if let Some(v) = get(META_COMPACT_REVISION)? {
-                let raw = u64_meta(&v, META_COMPACT_REVISION)?;
-                meta.compact_revision = i64::from_be_bytes(raw.to_be_bytes());
-            }
+            meta = read_meta(&table)?;
         }
         txn.commit().map_err(redb::Error::from)?;
         let committed = Self::read_table(&db)?;
@@ -304,15 +311,15 @@ impl Backend {
         Ok(())
     }
 
-    /// Commits the batch, then deletes every revision at or below `at` that is not in
-    /// `keep`, in the transaction that records the new compaction point.
+    /// Deletes every revision at or below `at` that is not in `keep`, in the same redb
+    /// transaction as the pending batch and the meta recording the new compaction point,
+    /// so a compaction is on disk entirely or not at all.
     pub(crate) fn compact(
         &mut self,
         at: i64,
         keep: &std::collections::HashSet<Revision>,
         meta: &Meta,
     ) -> Result<(), MvccError> {
-        self.commit(meta)?;
         let hi = Revision::new(at, i64::MAX).to_bytes();
         self.commit_with(meta, |keys| {
             keys.retain_in::<&RevKey, _>(..=&hi, |k, _| keep.contains(&Revision::from_bytes(k)))
@@ -347,6 +354,48 @@ impl Backend {
         }
         txn.commit().map_err(redb::Error::from)?;
         Ok(())
+    }
+
+    /// Replaces the whole content (pending batch included) with the snapshot file
+    /// `snapshot`, in one redb transaction; returns the snapshot's meta.
+    pub(crate) fn replace_with(&mut self, snapshot: &Path) -> Result<Meta, MvccError> {
+        let src = redb::ReadOnlyDatabase::open(snapshot).map_err(redb::Error::from)?;
+        let read = src.begin_read().map_err(redb::Error::from)?;
+        let src_meta = read.open_table(META_TABLE).map_err(redb::Error::from)?;
+        let version = src_meta
+            .get(META_LAYOUT_VERSION)
+            .map_err(redb::Error::from)?
+            .map(|v| v.value().to_vec());
+        if version.as_deref() != Some(&LAYOUT_VERSION.to_be_bytes()[..]) {
+            return Err(MvccError::Corrupt(format!(
+                "snapshot layout version bytes {version:?}, expected {LAYOUT_VERSION}"
+            )));
+        }
+        let meta = read_meta(&src_meta)?;
+        let src_keys = read.open_table(KEY_TABLE).map_err(redb::Error::from)?;
+        let txn = self.db.begin_write().map_err(redb::Error::from)?;
+        {
+            let mut keys = txn.open_table(KEY_TABLE).map_err(redb::Error::from)?;
+            keys.retain(|_, _| false).map_err(redb::Error::from)?;
+            for entry in src_keys.iter().map_err(redb::Error::from)? {
+                let (k, v) = entry.map_err(redb::Error::from)?;
+                keys.insert(k.value(), v.value())
+                    .map_err(redb::Error::from)?;
+            }
+            let mut table = txn.open_table(META_TABLE).map_err(redb::Error::from)?;
+            table.retain(|_, _| false).map_err(redb::Error::from)?;
+            for entry in src_meta.iter().map_err(redb::Error::from)? {
+                let (k, v) = entry.map_err(redb::Error::from)?;
+                table
+                    .insert(k.value(), v.value())
+                    .map_err(redb::Error::from)?;
+            }
+        }
+        txn.commit().map_err(redb::Error::from)?;
+        self.pending.clear();
+        self.meta_dirty = false;
+        self.committed = Self::read_table(&self.db)?;
+        Ok(meta)
     }
 
     /// Number of committed records.

@@ -26,6 +26,9 @@ pub enum MvccError {
     /// A request with an empty key (etcd `ErrGRPCEmptyKey`).
     #[error("etcdserver: key is not provided")]
     EmptyKey,
+    /// [`crate::Store::read_txn`] got a txn with writes, which must go through Raft.
+    #[error("mvcc: txn with writes cannot be served as a local read")]
+    TxnNotReadOnly,
     /// The Raft entry was already applied before a restart: the caller skips it.
     #[error("entry {index} already applied (consistent index {consistent_index})")]
     AlreadyApplied {

@@ -98,3 +98,14 @@ pub use types::{
 pub use watch::{
     DEFAULT_WATCH_CHANNEL_CAPACITY, Event, EventType, WatchId, WatchRequest, WatchResponse,
 };
+
+#[cfg(test)]
+mod tests {
+    fn assert_send_sync<T: Send + Sync>() {}
+
+    /// The server moves the store into its apply task and shares it behind a lock.
+    #[test]
+    fn store_is_send_and_sync() {
+        assert_send_sync::<crate::Store>();
+    }
+}

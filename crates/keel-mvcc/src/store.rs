@@ -484,6 +484,54 @@ impl Store {
         Ok(resp)
     }
 
+    /// Serves a read-only txn locally (etcd's serializable txn), without a Raft entry.
+    pub fn read_txn(&self, req: &TxnRequest) -> Result<TxnResponse, MvccError> {
+        if !txn_is_read_only(req) {
+            return Err(MvccError::TxnNotReadOnly);
+        }
+        validate_txn(req)?;
+        let cur = self.current_revision;
+        let mut path = Vec::new();
+        self.compare_path(cur, req, &mut path)?;
+        self.check_ops(cur, req, &path, &mut 0, &|s, cur, op| {
+            s.check_range(cur, op)
+        })?;
+        self.apply_read_txn(cur, req, &path, &mut 0)
+    }
+
+    fn apply_read_txn(
+        &self,
+        cur: i64,
+        req: &TxnRequest,
+        path: &[bool],
+        at: &mut usize,
+    ) -> Result<TxnResponse, MvccError> {
+        let succeeded = path[*at];
+        *at += 1;
+        let ops = if succeeded {
+            &req.success
+        } else {
+            &req.failure
+        };
+        let mut responses = Vec::with_capacity(ops.len());
+        for op in ops {
+            responses.push(match op {
+                RequestOp::Range(r) => ResponseOp::Range(self.range_at(cur, r)?),
+                RequestOp::Txn(nested) => {
+                    ResponseOp::Txn(self.apply_read_txn(cur, nested, path, at)?)
+                }
+                RequestOp::Put(_) | RequestOp::DeleteRange(_) => {
+                    unreachable!("read_txn checked that the txn has no writes")
+                }
+            });
+        }
+        Ok(TxnResponse {
+            revision: cur,
+            succeeded,
+            responses,
+        })
+    }
+
     /// Evaluates the compares of `req` and of every nested txn on the branch taken,
     /// depth first, all against read view `cur` (etcd `compareToPath`).
     fn compare_path(
@@ -734,6 +782,18 @@ impl Store {
         std::fs::File::open(&tmp)?.sync_all()?;
         std::fs::rename(&tmp, path)?;
         Self::open(path, config)
+    }
+
+    /// Replaces the store's whole content with a snapshot made by [`Store::snapshot`]
+    /// (a follower installing the leader's snapshot, etcd's `store.Restore`). Pending
+    /// changes are dropped; watchers stay and resume from their next revision through
+    /// the unsynced group (or get a compaction notice if the snapshot compacted past it).
+    pub fn restore_snapshot(&mut self, snapshot: &Path) -> Result<(), MvccError> {
+        self.meta = self.backend.replace_with(snapshot)?;
+        self.rebuild_index()?;
+        let synced = std::mem::take(&mut self.watchers.synced);
+        self.watchers.unsynced.extend(synced);
+        Ok(())
     }
 
     /// Size of the backend file in bytes (etcd `dbSize`).

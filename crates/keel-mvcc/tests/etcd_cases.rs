@@ -750,3 +750,79 @@ fn db_sizes() {
     assert!(in_use > 0 && in_use <= size, "in use {in_use} of {size}");
     assert_eq!(h.store.committed_records().expect("records"), 4);
 }
+
+#[test]
+fn serializable_read_txn_matches_the_applied_one() {
+    let mut h = abc();
+    let req = TxnRequest {
+        compare: vec![cmp("a", CompareResult::Equal, CompareTarget::Version(2))],
+        success: vec![
+            get_op("a"),
+            RequestOp::Txn(TxnRequest {
+                compare: vec![cmp("b", CompareResult::Less, CompareTarget::Mod(3))],
+                success: vec![get_op("b")],
+                failure: vec![get_op("c")],
+            }),
+        ],
+        failure: vec![get_op("b")],
+    };
+    let local = h.store.read_txn(&req).expect("read txn");
+    assert!(local.succeeded);
+    let ResponseOp::Txn(nested) = &local.responses[1] else {
+        panic!("nested response");
+    };
+    assert!(!nested.succeeded);
+    assert_eq!(local, h.txn(&req).expect("applied txn"));
+    let writes = TxnRequest {
+        compare: vec![],
+        success: vec![],
+        failure: vec![put_op("x", "1")],
+    };
+    assert!(matches!(
+        h.store.read_txn(&writes),
+        Err(MvccError::TxnNotReadOnly)
+    ));
+}
+
+#[test]
+fn restore_snapshot_in_place_keeps_watchers() {
+    let mut leader = abc();
+    leader.del("b", "");
+    leader.compact(4).expect("compact");
+    leader.put("d", "5");
+    let snap = leader.dir.path().join("snap.db");
+    leader.store.snapshot(&snap).expect("snapshot");
+
+    let mut follower = Harness::new();
+    follower.put("stale", "x");
+    let (tx, mut rx) = tokio::sync::mpsc::channel(8);
+    follower.store.watch(
+        keel_mvcc::WatchRequest {
+            key: b"d".to_vec(),
+            start_revision: 7,
+            ..keel_mvcc::WatchRequest::default()
+        },
+        tx,
+    );
+    follower.store.restore_snapshot(&snap).expect("restore");
+    assert_eq!(follower.store.current_revision(), 7);
+    assert_eq!(follower.store.compact_revision(), 4);
+    assert_eq!(
+        follower.store.consistent_index(),
+        leader.store.consistent_index()
+    );
+    let all = follower.range(&range_req("\0", "\0")).expect("range");
+    assert_eq!(keys(&all), ["a", "c", "d"]);
+    assert_eq!(
+        follower.store.hash_kv(0).expect("hash"),
+        leader.store.hash_kv(0).expect("hash")
+    );
+    follower.store.sync_watchers().expect("sync");
+    let resp = rx
+        .try_recv()
+        .expect("the watcher sees revision 7 from the snapshot");
+    assert_eq!(resp.events[0].kv.mod_revision, 7);
+    // Entries after the snapshot apply normally.
+    follower.next_index = follower.store.consistent_index() + 1;
+    assert_eq!(follower.put("e", "6").revision, 8);
+}
