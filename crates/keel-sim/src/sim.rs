@@ -331,8 +331,9 @@ struct Simulation {
     now_ms: u64,
     net: Network<Message>,
     slots: BTreeMap<NodeId, Slot>,
-    /// Nodes seen in a leader's membership at least once.
-    ever_member: BTreeSet<NodeId>,
+    /// For each node seen in a leader's applied membership, the highest
+    /// applied index at which it was seen there.
+    member_at: BTreeMap<NodeId, u64>,
     next_node_id: NodeId,
     workload: Workload,
     ledger: Ledger,
@@ -351,7 +352,7 @@ impl Simulation {
             rng,
             now_ms: 0,
             slots: BTreeMap::new(),
-            ever_member: voters.iter().copied().collect(),
+            member_at: voters.iter().map(|&id| (id, 1)).collect(),
             next_node_id: config.nodes + 1,
             workload,
             ledger: Ledger::new(),
@@ -654,9 +655,6 @@ impl Simulation {
             })?;
         if let Some(hs) = rd.hard_state {
             node.raw.storage_mut().set_hard_state(hs);
-            if node.role == StateRole::Leader && node.raw.storage().term(hs.commit).is_ok_and(|t| t < hs.term) {
-                eprintln!("OLDTERM node {id} commit {} term {}", hs.commit, hs.term);
-            }
         }
         if node.role == StateRole::Leader {
             let term = node.term;
@@ -876,8 +874,10 @@ impl Simulation {
         }
     }
 
-    /// Stops nodes that were members and are no longer in the leader's
-    /// applied membership: their removal is committed.
+    /// Stops nodes whose removal is committed: they were in a leader's
+    /// applied membership at some index, and the current leader applied
+    /// past that index to a membership without them. (Comparing indexes
+    /// matters: a new leader may not have applied a node's addition yet.)
     fn retire_removed(&mut self) {
         let Some(leader) = self.leader() else {
             return;
@@ -886,16 +886,22 @@ impl Simulation {
             unreachable!("leader() returns running nodes");
         };
         let conf = l.raw.storage().conf_state();
+        let applied = l.applied;
+        let members = Self::members(conf);
+        for &id in &members {
+            let seen = self.member_at.entry(id).or_insert(applied);
+            *seen = (*seen).max(applied);
+        }
         if !conf.voters_outgoing.is_empty() {
             return;
         }
-        let members = Self::members(conf);
-        self.ever_member.extend(members.iter().copied());
         let gone: Vec<NodeId> = self
             .slots
             .iter()
             .filter(|(id, s)| {
-                !matches!(s, Slot::Removed) && self.ever_member.contains(id) && !members.contains(id)
+                !matches!(s, Slot::Removed)
+                    && !members.contains(id)
+                    && self.member_at.get(id).is_some_and(|&at| at < applied)
             })
             .map(|(&id, _)| id)
             .collect();

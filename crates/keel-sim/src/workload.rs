@@ -109,6 +109,7 @@ pub struct Workload {
     acknowledged_changes: Vec<u64>,
     unknown: u64,
     refused: u64,
+    stopped: bool,
 }
 
 impl Workload {
@@ -132,6 +133,7 @@ impl Workload {
             acknowledged_changes: Vec::new(),
             unknown: 0,
             refused: 0,
+            stopped: false,
         }
     }
 
@@ -140,6 +142,9 @@ impl Workload {
     /// or [`Workload::refused`].
     pub fn due(&mut self, rng: &mut SmallRng, now_ms: u64) -> Vec<Invocation> {
         let mut out = Vec::new();
+        if self.stopped {
+            return out;
+        }
         for (index, client) in self.clients.iter_mut().enumerate() {
             let ClientState::Idle { next_at_ms } = client.state else {
                 continue;
@@ -284,14 +289,10 @@ impl Workload {
         out
     }
 
-    /// Stops every idle client from starting new operations (the run is
-    /// winding down).
+    /// Stops clients from starting new operations (the run is winding
+    /// down); operations in flight still complete or time out.
     pub fn stop(&mut self) {
-        for c in &mut self.clients {
-            if let ClientState::Idle { next_at_ms } = &mut c.state {
-                *next_at_ms = u64::MAX;
-            }
-        }
+        self.stopped = true;
     }
 
     /// Whether any client waits for an answer.
