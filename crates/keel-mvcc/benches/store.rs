@@ -127,5 +127,32 @@ fn bench_txn(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, bench_put, bench_range, bench_txn);
+fn bench_watch(c: &mut Criterion) {
+    let mut b = Bench::new();
+    let mut receivers = Vec::new();
+    for i in 0..1_000 {
+        let (tx, rx) = tokio::sync::mpsc::channel(1);
+        b.store.watch(
+            keel_mvcc::WatchRequest {
+                key: format!("watched-{i}").into_bytes(),
+                ..keel_mvcc::WatchRequest::default()
+            },
+            tx,
+        );
+        receivers.push(rx);
+    }
+    let mut g = c.benchmark_group("watch");
+    g.throughput(Throughput::Elements(1));
+    let mut i = 0;
+    g.bench_function("put_with_1000_key_watchers_elsewhere", |bench| {
+        bench.iter(|| {
+            i += 1;
+            b.put(i);
+        })
+    });
+    g.finish();
+    drop(receivers);
+}
+
+criterion_group!(benches, bench_put, bench_range, bench_txn, bench_watch);
 criterion_main!(benches);

@@ -791,7 +791,7 @@ impl Store {
     pub fn restore_snapshot(&mut self, snapshot: &Path) -> Result<(), MvccError> {
         self.meta = self.backend.replace_with(snapshot)?;
         self.rebuild_index()?;
-        let synced = std::mem::take(&mut self.watchers.synced);
+        let synced = self.watchers.synced.take_all();
         self.watchers.unsynced.extend(synced);
         Ok(())
     }

@@ -13,7 +13,7 @@
 //! watcher never sees a gap or a duplicate, and all events of one revision travel in
 //! one response.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use tokio::sync::mpsc::Sender;
 use tokio::sync::mpsc::error::TrySendError;
@@ -123,10 +123,73 @@ pub(crate) fn deliver(sender: &Sender<WatchResponse>, resp: WatchResponse) -> De
     }
 }
 
+/// The synced watchers, indexed so that a write only looks at the watchers of its keys
+/// and at the range watchers (etcd keeps single keys in a map and ranges in an
+/// interval tree; ranges here are a plain set, scanned on every write).
+#[derive(Default)]
+pub(crate) struct SyncedGroup {
+    watchers: BTreeMap<WatchId, Watcher>,
+    by_key: HashMap<Vec<u8>, BTreeSet<WatchId>>,
+    ranges: BTreeSet<WatchId>,
+}
+
+impl SyncedGroup {
+    pub(crate) fn insert(&mut self, id: WatchId, w: Watcher) {
+        if w.request.range_end.is_empty() {
+            self.by_key
+                .entry(w.request.key.clone())
+                .or_default()
+                .insert(id);
+        } else {
+            self.ranges.insert(id);
+        }
+        let old = self.watchers.insert(id, w);
+        assert!(old.is_none(), "watcher {id:?} inserted twice");
+    }
+
+    pub(crate) fn remove(&mut self, id: &WatchId) -> Option<Watcher> {
+        let w = self.watchers.remove(id)?;
+        if w.request.range_end.is_empty() {
+            let ids = self
+                .by_key
+                .get_mut(&w.request.key)
+                .expect("a single-key watcher is indexed by its key");
+            ids.remove(id);
+            if ids.is_empty() {
+                self.by_key.remove(&w.request.key);
+            }
+        } else {
+            self.ranges.remove(id);
+        }
+        Some(w)
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.watchers.len()
+    }
+
+    pub(crate) fn take_all(&mut self) -> BTreeMap<WatchId, Watcher> {
+        self.by_key.clear();
+        self.ranges.clear();
+        std::mem::take(&mut self.watchers)
+    }
+
+    /// Watchers that may want one of `events`.
+    fn candidates(&self, events: &[Event]) -> BTreeSet<WatchId> {
+        let mut ids = self.ranges.clone();
+        for e in events {
+            if let Some(key_ids) = self.by_key.get(&e.kv.key) {
+                ids.extend(key_ids);
+            }
+        }
+        ids
+    }
+}
+
 /// The three watcher groups.
 #[derive(Default)]
 pub(crate) struct WatcherGroups {
-    pub(crate) synced: BTreeMap<WatchId, Watcher>,
+    pub(crate) synced: SyncedGroup,
     pub(crate) unsynced: BTreeMap<WatchId, Watcher>,
     pub(crate) victims: BTreeMap<WatchId, Watcher>,
     next_id: u64,
@@ -158,7 +221,12 @@ impl WatcherGroups {
         mut prev: impl FnMut(&KeyValue) -> Option<KeyValue>,
     ) {
         let mut moved = Vec::new();
-        for (id, w) in &mut self.synced {
+        for id in self.synced.candidates(events) {
+            let w = self
+                .synced
+                .watchers
+                .get_mut(&id)
+                .expect("candidates are synced watchers");
             if w.min_rev > rev {
                 continue;
             }
@@ -178,15 +246,15 @@ impl WatcherGroups {
                 continue;
             }
             let resp = WatchResponse {
-                watch_id: *id,
+                watch_id: id,
                 revision: rev,
                 events: mine,
                 compact_revision: 0,
             };
             match deliver(&w.sender, resp) {
                 Delivery::Sent => {}
-                Delivery::Full(resp) => moved.push((*id, Some(resp))),
-                Delivery::Closed => moved.push((*id, None)),
+                Delivery::Full(resp) => moved.push((id, Some(resp))),
+                Delivery::Closed => moved.push((id, None)),
             }
         }
         for (id, pending) in moved {

@@ -285,3 +285,57 @@ fn cancel_and_closed_receivers_remove_watchers() {
     h.put("a", "2");
     assert_eq!(h.store.watcher_count(), 0);
 }
+
+#[test]
+fn many_key_and_range_watchers_each_get_their_own_events() {
+    let mut h = Harness::new();
+    let mut key_rx = Vec::new();
+    for i in 0..50 {
+        let (tx, rx) = channel(8);
+        h.store.watch(watch_key(&format!("k{i:02}"), 0), tx);
+        key_rx.push(rx);
+    }
+    let (tx, mut range_rx) = channel(64);
+    h.store.watch(
+        WatchRequest {
+            key: b"k10".to_vec(),
+            range_end: b"k20".to_vec(),
+            ..WatchRequest::default()
+        },
+        tx,
+    );
+    let (tx, mut from_rx) = channel(64);
+    h.store.watch(
+        WatchRequest {
+            key: b"k45".to_vec(),
+            range_end: vec![0],
+            ..WatchRequest::default()
+        },
+        tx,
+    );
+    for i in 0..50 {
+        h.put(&format!("k{i:02}"), "v");
+    }
+    for (i, rx) in key_rx.iter_mut().enumerate() {
+        let got = flatten(&drain(rx));
+        assert_eq!(
+            got,
+            [(
+                i64::try_from(i).expect("small") + 2,
+                format!("k{i:02}"),
+                true
+            )]
+        );
+    }
+    let range: Vec<String> = flatten(&drain(&mut range_rx))
+        .into_iter()
+        .map(|e| e.1)
+        .collect();
+    assert_eq!(range, (10..20).map(|i| format!("k{i}")).collect::<Vec<_>>());
+    let from: Vec<String> = flatten(&drain(&mut from_rx))
+        .into_iter()
+        .map(|e| e.1)
+        .collect();
+    assert_eq!(from, (45..50).map(|i| format!("k{i}")).collect::<Vec<_>>());
+    assert_eq!(h.store.watcher_count(), 52);
+}
