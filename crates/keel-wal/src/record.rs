@@ -344,7 +344,7 @@ impl<'a> Decoder<'a> {
 
     /// The next record; `Ok(None)` at a clean end (end of buffer, or nothing but zeros from
     /// an aligned record boundary onwards: unused preallocated space). After an error the
-    /// decoder keeps returning that error's position and yields nothing more.
+    /// decoder yields nothing more: every later call fails at the same position.
     pub fn next_record(&mut self) -> Result<Option<Decoded>, DecodeError> {
         if self.failed {
             return Err(self.error(DecodeErrorKind::Malformed("decoder already failed")));
