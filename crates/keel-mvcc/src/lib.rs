@@ -5,9 +5,15 @@
 //!
 //! [`Store`] applies committed Raft entries (`put`, `delete_range`, `txn`, `compact`,
 //! plus `apply_noop`/`set_membership` for entries that do not touch keys) in log order,
-//! serves reads (`range`), hashes the keyspace (`hash`, `hash_kv`), writes and restores
-//! consistent backend copies (`snapshot`, `restore`) and feeds watchers (`watch`,
-//! `sync_watchers`). It is single-owner: the server's apply loop holds it and wraps it
+//! serves local reads (`range`, `read_txn` for serializable read-only txns), hashes the
+//! keyspace (`hash`, `hash_kv`), writes and restores consistent backend copies
+//! (`snapshot`; `restore` into a new file, `restore_snapshot` in place for a follower)
+//! and feeds watchers (`watch`, `cancel_watch`, `sync_watchers`). Request and response
+//! types mirror etcd's protos minus headers; the server maps between them.
+//!
+//! Errors carry etcd's messages ([`MvccError`]). A [`MvccError::Backend`] error in the
+//! middle of a request leaves memory and disk apart: the caller must drop the store and
+//! reopen it (then replay the WAL from the consistent index). It is single-owner: the server's apply loop holds it and wraps it
 //! in a lock if other tasks must read. Nothing in here starts threads or reads clocks;
 //! the caller passes `now` to [`Store::commit_if_due`] and calls
 //! [`Store::sync_watchers`] on its tick.
@@ -67,7 +73,12 @@
 //! (opaque bytes owned by the server).
 //!
 //! Compaction deletes records in the same transaction that advances
-//! `compact_revision`, so a compaction is either entirely on disk or not at all.
+//! `compact_revision` (and the consistent index of the compaction entry), so a
+//! compaction is either entirely on disk or not at all, and etcd's `physical` wait is
+//! always satisfied when [`Store::compact`] returns.
+//!
+//! A snapshot ([`Store::snapshot`]) is a new redb file with both tables copied from one
+//! committed redb read transaction, so it is the same layout and opens as a store.
 //!
 //! # Hashes
 //!
@@ -89,7 +100,9 @@ pub use backend::{BatchConfig, LAYOUT_VERSION};
 pub use error::MvccError;
 pub use kv::{KeyValue, RECORD_FORMAT_VERSION, Record};
 pub use revision::{REVISION_BYTES, Revision};
-pub use store::{MAX_EVENTS_PER_SYNC, MAX_WATCHERS_PER_SYNC, SnapshotInfo, Store, SyncReport};
+pub use store::{
+    MAX_EVENTS_PER_SYNC, MAX_WATCHERS_PER_SYNC, SnapshotInfo, Store, StoreStats, SyncReport,
+};
 pub use types::{
     ApplyIndex, CompactResponse, Compare, CompareResult, CompareTarget, DeleteRangeRequest,
     DeleteRangeResponse, HashKv, PutRequest, PutResponse, RangeRequest, RangeResponse, RequestOp,

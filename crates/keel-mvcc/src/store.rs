@@ -39,6 +39,26 @@ pub struct SyncReport {
     pub pending: usize,
 }
 
+/// Gauges for the server's metrics (etcd names in brackets).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct StoreStats {
+    /// Keys in the index (`etcd_debugging_mvcc_keys_total`).
+    pub keys: usize,
+    /// Current revision (`etcd_debugging_mvcc_current_revision`).
+    pub current_revision: i64,
+    /// Compaction point (`etcd_debugging_mvcc_compact_revision`).
+    pub compact_revision: i64,
+    /// Changes waiting for a backend commit (`etcd_debugging_mvcc_pending_events_total`
+    /// is the watch analogue; this one has no etcd twin).
+    pub pending_ops: usize,
+    /// Synced watchers.
+    pub synced_watchers: usize,
+    /// Watchers catching up (`etcd_debugging_mvcc_watch_stream_total` counts streams).
+    pub unsynced_watchers: usize,
+    /// Slow watchers holding an undelivered response (`etcd_debugging_mvcc_slow_watcher_total`).
+    pub slow_watchers: usize,
+}
+
 /// Where a consistent copy of the backend was written.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct SnapshotInfo {
@@ -110,6 +130,14 @@ impl Store {
             watchers: WatcherGroups::default(),
         };
         store.rebuild_index()?;
+        tracing::info!(
+            path = %path.display(),
+            keys = store.index.len(),
+            revision = store.current_revision,
+            compact_revision = store.meta.compact_revision,
+            consistent_index = store.meta.consistent_index,
+            "mvcc store opened"
+        );
         Ok(store)
     }
 
@@ -162,6 +190,19 @@ impl Store {
     /// The opaque membership blob last stored.
     pub fn membership(&self) -> &[u8] {
         &self.meta.membership
+    }
+
+    /// Gauges for metrics.
+    pub fn stats(&self) -> StoreStats {
+        StoreStats {
+            keys: self.index.len(),
+            current_revision: self.current_revision,
+            compact_revision: self.meta.compact_revision,
+            pending_ops: self.backend.pending_ops(),
+            synced_watchers: self.watchers.synced.len(),
+            unsynced_watchers: self.watchers.unsynced.len(),
+            slow_watchers: self.watchers.victims.len(),
+        }
     }
 
     /// Number of keys in the index (live or with history left).

@@ -209,6 +209,8 @@ fn slow_watcher_is_moved_aside_and_resumes_without_gaps() {
     assert_eq!(flatten(&fast).iter().map(|e| e.0).collect::<Vec<_>>(), want);
     // Writers were never blocked and the slow channel holds just its capacity.
     assert_eq!(h.store.current_revision(), 21);
+    let stats = h.store.stats();
+    assert_eq!((stats.slow_watchers, stats.synced_watchers), (1, 1));
     let mut slow = drain(&mut slow_rx);
     assert_eq!(slow.len(), 1);
     // Drain and sync until caught up; each round frees the one slot.
@@ -219,6 +221,7 @@ fn slow_watcher_is_moved_aside_and_resumes_without_gaps() {
             break;
         }
     }
+    assert_eq!(h.store.stats().synced_watchers, 2);
     h.put("after", "x");
     slow.extend(drain(&mut slow_rx));
     let want: Vec<i64> = (2..23).collect();
