@@ -107,6 +107,14 @@ fn timeout_now_campaign_overrides_the_leader_lease() {
     c.raw(3).campaign().expect("campaign");
     c.stabilize();
     assert_eq!(c.leader(), Some(1));
+    assert_eq!(
+        c.role(3),
+        StateRole::PreCandidate,
+        "its pre-votes were ignored"
+    );
+    // The leader's next heartbeat returns it to follower.
+    c.tick_all();
+    assert_eq!(c.role(3), StateRole::Follower);
     let mut seen_transfer_ctx = false;
     c.filter = Some(Box::new(move |m| {
         if m.kind == MessageType::RequestVote {

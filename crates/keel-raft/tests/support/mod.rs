@@ -84,6 +84,9 @@ pub struct Cluster {
     /// term → leader, for election safety.
     pub leaders: BTreeMap<u64, NodeId>,
     pub delivered: u64,
+    /// Whether the network reports snapshot delivery to the sender (as etcd's transport
+    /// does); tests of the reporting itself turn it off and report by hand.
+    pub report_snapshots: bool,
 }
 
 impl Cluster {
@@ -111,6 +114,7 @@ impl Cluster {
             filter: None,
             leaders: BTreeMap::new(),
             delivered: 0,
+            report_snapshots: true,
         }
     }
 
@@ -239,15 +243,22 @@ impl Cluster {
     }
 
     fn deliver(&mut self, m: Message) {
-        if self.blocked.contains(&(m.from, m.to)) {
-            return;
+        let lost = self.blocked.contains(&(m.from, m.to))
+            || (self.loss_percent > 0 && self.random_percent() < self.loss_percent)
+            || self.filter.as_mut().is_some_and(|f| !f(&m));
+        if m.kind == MessageType::Snapshot && self.report_snapshots {
+            // Like etcd's snapshot stream, the transport knows whether a snapshot arrived and
+            // reports it to the sender.
+            let status = if lost || !self.nodes.contains_key(&m.to) {
+                keel_raft::SnapshotStatus::Failure
+            } else {
+                keel_raft::SnapshotStatus::Finish
+            };
+            if let Some(sender) = self.nodes.get_mut(&m.from) {
+                sender.raw.report_snapshot(m.to, status);
+            }
         }
-        if self.loss_percent > 0 && self.random_percent() < self.loss_percent {
-            return;
-        }
-        if let Some(f) = self.filter.as_mut()
-            && !f(&m)
-        {
+        if lost {
             return;
         }
         if let Some(node) = self.nodes.get_mut(&m.to) {
@@ -364,7 +375,37 @@ impl Cluster {
             }
             self.tick_all();
         }
-        assert!(pred(self), "condition not reached within {max_ticks} ticks");
+        assert!(
+            pred(self),
+            "condition not reached within {max_ticks} ticks:\n{}",
+            self.dump()
+        );
+    }
+
+    /// One line per node: role, term, vote, commit, applied, last index, progress.
+    pub fn dump(&self) -> String {
+        let mut out = String::new();
+        for (id, n) in &self.nodes {
+            let st = n.status();
+            let prs: Vec<String> = st
+                .progress
+                .iter()
+                .map(|(p, pr)| format!("{p}:{:?} m{} n{}", pr.state, pr.matched, pr.next_idx))
+                .collect();
+            out.push_str(&format!(
+                "{id}: {:?} lead {} term {} vote {} commit {} applied {} last {} cs {:?} [{}]\n",
+                st.soft_state.role,
+                st.soft_state.leader_id,
+                st.hard_state.term,
+                st.hard_state.vote,
+                st.hard_state.commit,
+                st.applied,
+                st.last_index,
+                st.conf_state.voters,
+                prs.join(", ")
+            ));
+        }
+        out
     }
 
     /// Ticks until some node leads, and returns it.
