@@ -9,7 +9,7 @@ use keel_wal::{Disk, Entry, HardState, SimDisk, SnapshotMarker, Wal, WalConfig, 
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 
-const SEEDS: u64 = 300;
+const SEEDS: u64 = 1000;
 
 fn config() -> WalConfig {
     WalConfig {
