@@ -12,8 +12,9 @@
 //!   it is renamed into place and the directory synced, and a closed segment is truncated
 //!   to its last record and synced before the next one exists. So after any crash every
 //!   segment but the last is complete, and the last one is complete up to some point.
-//! - A save is one write of all its records followed by at most one `fdatasync`; when
-//!   [`Wal::save`] returns `Ok` with `fsync_count > 0`, everything saved so far is durable.
+//! - A save is one write of all its records followed by at most one `fdatasync` (two when
+//!   the save fills the segment and a new one is cut); when [`Wal::save`] returns `Ok` with
+//!   `fsync_count > 0`, everything saved so far is durable.
 //! - Every record's CRC chains from the previous record's, across segments, so a record
 //!   cannot be dropped, duplicated or reordered without a CRC mismatch.
 //! - A failed write or sync poisons the [`Wal`]: what reached the disk is unknown (see
@@ -47,12 +48,18 @@
 //! last segment, with only zeros after it, looks exactly like a torn write and is repaired
 //! (logged, never silent). etcd's WAL has the same blind spot.
 //!
+//! The rule assumes a crash keeps a prefix of the unsynced bytes. A file system that
+//! persisted a later page of the last write but not an earlier one leaves a zeroed header
+//! followed by data; that is reported as corruption rather than guessed at, so the node
+//! stops instead of possibly dropping synced records.
+//!
 //! # Files
 //!
 //! `<dir>/{seq:016x}-{index:016x}.wal` — `seq` counts segments from 0 without gaps;
 //! `index` is the index the first entry written into the segment was expected to have
-//! (the last index plus one at the cut). Segments are [`DEFAULT_SEGMENT_SIZE_BYTES`]
-//! (64 MiB) apart, preallocated by a background thread as `0.tmp` / `1.tmp`; leftover
+//! (the last index plus one at the cut). A segment is cut once it reaches
+//! [`WalConfig::segment_size_bytes`] ([`DEFAULT_SEGMENT_SIZE_BYTES`], 64 MiB, by default);
+//! the next one is preallocated by a background thread as `0.tmp` / `1.tmp`, and leftover
 //! `*.tmp` files are removed on open.
 //!
 //! # Record format, version 1
