@@ -10,6 +10,7 @@ use keel_mvcc::{
     ApplyIndex, BatchConfig, Compare, CompareResult, CompareTarget, DeleteRangeRequest, KeyValue,
     MvccError, PutRequest, RangeRequest, RequestOp, Store, TxnRequest,
 };
+use keel_mvcc::{EventType, WatchRequest, WatchResponse};
 use proptest::prelude::*;
 
 const KEYS: &[&str] = &["a", "b", "ba", "c", "d"];
@@ -44,6 +45,10 @@ enum Op {
     Commit,
     Reopen,
     Crash,
+    /// Read what the watcher's channel holds.
+    WatchDrain,
+    /// `sync_watchers`, then read the channel.
+    WatchSync,
 }
 
 fn op() -> impl Strategy<Value = Op> {
@@ -58,6 +63,8 @@ fn op() -> impl Strategy<Value = Op> {
         1 => (0..6i64).prop_map(|back| Op::Compact { back }),
         4 => (key, end, 0..6i64, 0..3i64).prop_map(|(key, end, back, limit)| Op::Range { key, end, back, limit }),
         1 => Just(Op::Commit),
+        2 => Just(Op::WatchDrain),
+        2 => Just(Op::WatchSync),
         1 => Just(Op::Reopen),
         1 => Just(Op::Crash),
     ]
@@ -170,6 +177,124 @@ impl Model {
     }
 }
 
+/// One event as the model sees it: revision, key, value (`None` for a delete).
+type ModelEvent = (i64, Vec<u8>, Option<Vec<u8>>);
+
+impl Model {
+    /// The events of revision `rev`; every model revision comes from one op, so sub
+    /// revisions follow key order.
+    fn events_at(&self, rev: i64) -> Vec<ModelEvent> {
+        let r = usize::try_from(rev).expect("positive");
+        let (before, after) = (&self.states[r - 1], &self.states[r]);
+        let mut events: Vec<ModelEvent> = after
+            .values()
+            .filter(|kv| kv.mod_revision == rev)
+            .map(|kv| (rev, kv.key.clone(), Some(kv.value.clone())))
+            .chain(
+                before
+                    .keys()
+                    .filter(|k| !after.contains_key(*k))
+                    .map(|k| (rev, k.clone(), None)),
+            )
+            .collect();
+        events.sort();
+        events
+    }
+}
+
+/// A watcher on every key that checks what it receives against the model: events in
+/// revision order, each revision whole in one response, no gap, no duplicate. It
+/// resumes after reopens and compaction notices like a client would.
+struct WatchCheck {
+    rx: tokio::sync::mpsc::Receiver<WatchResponse>,
+    capacity: usize,
+    /// Next revision whose events the watcher must deliver.
+    next_rev: i64,
+}
+
+impl WatchCheck {
+    fn start(store: &mut Store, capacity: usize, from: i64) -> Self {
+        let (tx, rx) = tokio::sync::mpsc::channel(capacity);
+        store.watch(
+            WatchRequest {
+                key: vec![0],
+                range_end: vec![0],
+                start_revision: from,
+                ..WatchRequest::default()
+            },
+            tx,
+        );
+        Self {
+            rx,
+            capacity,
+            next_rev: from,
+        }
+    }
+
+    /// Checks everything in the channel; returns whether a compaction notice came.
+    fn drain(&mut self, model: &Model) -> bool {
+        let mut compacted = false;
+        while let Ok(resp) = self.rx.try_recv() {
+            if resp.compact_revision != 0 {
+                assert!(resp.events.is_empty());
+                assert!(
+                    self.next_rev < resp.compact_revision,
+                    "notice for a watcher at {} with compaction {}",
+                    self.next_rev,
+                    resp.compact_revision
+                );
+                self.next_rev = resp.compact_revision + 1;
+                compacted = true;
+                continue;
+            }
+            let mut got: Vec<ModelEvent> = resp
+                .events
+                .iter()
+                .map(|e| {
+                    let value = (e.kind == EventType::Put).then(|| e.kv.value.clone());
+                    (e.kv.mod_revision, e.kv.key.clone(), value)
+                })
+                .collect();
+            assert!(!got.is_empty(), "responses without events are not sent");
+            let last = got.last().expect("non-empty").0;
+            assert!(resp.revision >= last);
+            let mut want = Vec::new();
+            for rev in self.next_rev..=last {
+                want.extend(model.events_at(rev));
+            }
+            got.sort_by_key(|e| e.0);
+            assert_eq!(got, want, "events from revision {}", self.next_rev);
+            self.next_rev = last + 1;
+        }
+        compacted
+    }
+
+    /// Follows up a compaction notice or a reopen with a new watcher.
+    fn restart(&mut self, store: &mut Store) {
+        *self = Self::start(store, self.capacity, self.next_rev);
+    }
+
+    /// Syncs until every event of the model has arrived.
+    fn finish(&mut self, store: &mut Store, model: &Model) {
+        for _ in 0..1_000 {
+            let report = store.sync_watchers().expect("sync");
+            if self.drain(model) {
+                self.restart(store);
+                continue;
+            }
+            if report.pending == 0 {
+                break;
+            }
+        }
+        for rev in self.next_rev..=model.rev() {
+            assert!(
+                model.events_at(rev).is_empty(),
+                "events of revision {rev} never arrived"
+            );
+        }
+    }
+}
+
 /// A write as the Raft log would carry it, replayable after a crash.
 #[derive(Clone, Debug)]
 enum Entry {
@@ -196,13 +321,14 @@ fn err_kind(e: &MvccError) -> &'static str {
     }
 }
 
-fn run(ops: Vec<Op>, batch_limit_ops: usize) {
+fn run(ops: Vec<Op>, batch_limit_ops: usize, watch_capacity: usize) {
     let config = BatchConfig {
         batch_limit_ops,
         ..BatchConfig::default()
     };
     let mut h = Harness::with_config(config);
     let mut model = Model::new();
+    let mut watch = WatchCheck::start(&mut h.store, watch_capacity, 1);
     let mut log: Vec<(ApplyIndex, Entry, String)> = Vec::new();
     let submit = |h: &mut Harness,
                   log: &mut Vec<(ApplyIndex, Entry, String)>,
@@ -320,10 +446,23 @@ fn run(ops: Vec<Op>, batch_limit_ops: usize) {
                 }
             }
             Op::Commit => h.store.force_commit().expect("commit"),
+            Op::WatchDrain => {
+                if watch.drain(&model) {
+                    watch.restart(&mut h.store);
+                }
+            }
+            Op::WatchSync => {
+                h.store.sync_watchers().expect("sync");
+                if watch.drain(&model) {
+                    watch.restart(&mut h.store);
+                }
+            }
             Op::Reopen => {
                 h.store.force_commit().expect("commit");
                 h.crash_and_reopen(config);
                 assert_eq!(h.store.consistent_index() + 1, h.next_index);
+                watch.drain(&model);
+                watch.restart(&mut h.store);
             }
             Op::Crash => {
                 h.crash_and_reopen(config);
@@ -343,10 +482,13 @@ fn run(ops: Vec<Op>, batch_limit_ops: usize) {
                         assert_eq!(&shown, first, "replay of entry {}", at.index);
                     }
                 }
+                watch.drain(&model);
+                watch.restart(&mut h.store);
             }
         }
         assert_eq!(h.store.current_revision(), model.rev());
     }
+    watch.finish(&mut h.store, &model);
     // Final full comparison at every readable revision.
     for rev in model.compact.max(1)..=model.rev() {
         let got = h
@@ -370,7 +512,11 @@ proptest! {
     #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
 
     #[test]
-    fn store_matches_model(ops in proptest::collection::vec(op(), 1..60), small_batches in any::<bool>()) {
-        run(ops, if small_batches { 3 } else { 10_000 });
+    fn store_matches_model(
+        ops in proptest::collection::vec(op(), 1..60),
+        small_batches in any::<bool>(),
+        watch_capacity in 1..4usize,
+    ) {
+        run(ops, if small_batches { 3 } else { 10_000 }, watch_capacity);
     }
 }
