@@ -117,7 +117,7 @@ fn run(nodes: u64, loss: u64, seed: u64, pre_vote: bool, ops: Vec<Op>) {
 
 proptest! {
     #![proptest_config(ProptestConfig {
-        cases: 48,
+        cases: 256,
         failure_persistence: None,
         ..ProptestConfig::default()
     })]
