@@ -511,7 +511,11 @@ impl<D: Disk> Wal<D> {
         }
         for seg in &self.segments[..keep_from] {
             let path = self.dir.join(seg.name());
-            self.disk.remove(&path).map_err(io_err("remove", &path))?;
+            match self.disk.remove(&path) {
+                // Already gone: an earlier release failed part way through.
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                other => other.map_err(io_err("remove", &path))?,
+            }
         }
         self.disk
             .sync_dir(&self.dir)
