@@ -5,7 +5,7 @@
 use std::collections::VecDeque;
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
-use keel_raft::{Config, ConfState, MemStorage, Message, RawNode, StateRole};
+use keel_raft::{ConfState, Config, MemStorage, Message, RawNode, StateRole};
 
 struct Cluster {
     nodes: Vec<RawNode<MemStorage>>,
@@ -84,11 +84,15 @@ impl Cluster {
         }
         self.pump();
         let target = self.nodes[0].status().last_index;
-        assert!(self.applied.iter().all(|&a| a == target), "round fully applied");
+        assert!(
+            self.applied.iter().all(|&a| a == target),
+            "round fully applied"
+        );
         for (i, node) in self.nodes.iter_mut().enumerate() {
             let applied = self.applied[i];
             let s = node.storage_mut();
-            s.create_snapshot(applied, None, Vec::new()).expect("snapshot");
+            s.create_snapshot(applied, None, Vec::new())
+                .expect("snapshot");
             s.compact(applied).expect("compact");
         }
     }

@@ -933,8 +933,10 @@ impl<S: Storage> Raft<S> {
     }
 
     fn leader_propose(&mut self, m: Message) -> Result<(), Error> {
-        assert!(!m.entries.is_empty(), "stepped an empty proposal");
-        if !self.prs.progress.contains_key(&self.id) || self.lead_transferee != 0 {
+        if m.entries.is_empty()
+            || !self.prs.progress.contains_key(&self.id)
+            || self.lead_transferee != 0
+        {
             return Err(Error::ProposalDropped);
         }
         let mut entries = m.entries;

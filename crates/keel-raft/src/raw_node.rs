@@ -184,6 +184,12 @@ impl<S: Storage> RawNode<S> {
     }
 
     /// Feeds a message received from a peer.
+    ///
+    /// A proposal forwarded by a follower that this leader refuses returns
+    /// [`Error::ProposalDropped`] here; as in etcd the follower's client is not told, so the
+    /// application times such requests out. Messages produced by a step are buffered until
+    /// the next [`RawNode::ready`]; the application bounds that buffer by taking a Ready
+    /// after each batch of inputs.
     pub fn step(&mut self, m: Message) -> Result<(), Error> {
         if m.kind.is_local() {
             return Err(Error::StepLocalMsg);
@@ -250,7 +256,9 @@ impl<S: Storage> RawNode<S> {
         self.step_local(MessageType::Unreachable, id, false);
     }
 
-    /// Tells the leader how sending a snapshot to `id` went.
+    /// Tells the leader how sending a snapshot to `id` went. The transport must report
+    /// every snapshot message it was handed (as etcd's snapshot stream does): the leader
+    /// sends nothing else to `id` until it hears the outcome or an append response.
     pub fn report_snapshot(&mut self, id: NodeId, status: SnapshotStatus) {
         self.step_local(
             MessageType::SnapStatus,
