@@ -11,12 +11,14 @@
 //! and feeds watchers (`watch`, `cancel_watch`, `sync_watchers`). Request and response
 //! types mirror etcd's protos minus headers; the server maps between them.
 //!
+//! The store is single-owner: the server's apply loop holds it (it is `Send + Sync`)
+//! and wraps it in a lock if other tasks must read. Nothing in here starts threads or
+//! reads clocks; the caller passes `now` to [`Store::commit_if_due`] and calls
+//! [`Store::sync_watchers`] on its tick.
+//!
 //! Errors carry etcd's messages ([`MvccError`]). A [`MvccError::Backend`] error in the
 //! middle of a request leaves memory and disk apart: the caller must drop the store and
-//! reopen it (then replay the WAL from the consistent index). It is single-owner: the server's apply loop holds it and wraps it
-//! in a lock if other tasks must read. Nothing in here starts threads or reads clocks;
-//! the caller passes `now` to [`Store::commit_if_due`] and calls
-//! [`Store::sync_watchers`] on its tick.
+//! reopen it (then replay the WAL from the consistent index).
 //!
 //! # Invariants
 //!
@@ -36,6 +38,12 @@
 //!   (checked between requests), watcher channels by their capacity, a victim holds
 //!   one response, and one `sync_watchers` call reads about [`MAX_EVENTS_PER_SYNC`]
 //!   events for at most [`MAX_WATCHERS_PER_SYNC`] watchers.
+//!
+//! # Measuring
+//!
+//! `cargo bench -p keel-mvcc --bench store` (put, range, txn, put with 1,000 watchers);
+//! `cargo run -p keel-mvcc --profile ci --example mem_per_key` (memory per key of the
+//! index and of a store loaded with 1M keys of 256 B).
 //!
 //! # Watch delivery channel
 //!

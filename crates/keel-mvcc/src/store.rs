@@ -243,6 +243,8 @@ impl Store {
             let rev = ctx.begin_rev + 1;
             self.current_revision = rev;
             let (index, backend) = (&self.index, &self.backend);
+            // The request is applied already and must be announced; if the previous
+            // value cannot be read back, the event goes out without it.
             self.watchers.notify(rev, &ctx.changes, |kv| {
                 prev_kv_of(index, backend, kv).ok().flatten()
             });
