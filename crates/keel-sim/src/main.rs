@@ -65,6 +65,13 @@ struct Args {
     /// Chance, per thousand, that the network drops a message.
     #[arg(long, default_value_t = 20)]
     drop_per_mille: u32,
+    /// Concurrent clients.
+    #[arg(long, default_value_t = 4)]
+    clients: usize,
+    /// Force Raft's append size limit in bytes (default: the seed picks 1,
+    /// 256 or 64 KiB).
+    #[arg(long)]
+    max_append_bytes: Option<u64>,
     /// Worker threads (default: available parallelism).
     #[arg(long)]
     jobs: Option<usize>,
@@ -75,6 +82,10 @@ fn config_for(args: &Args, seed: u64) -> SimConfig {
     c.fault_phase_ms = args.steps;
     c.faults.mean_fault_interval_ms = args.fault_interval_ms;
     c.faults.network.drop_per_mille = args.drop_per_mille;
+    c.workload.clients = args.clients;
+    if let Some(bytes) = args.max_append_bytes {
+        c.max_append_bytes = bytes;
+    }
     c.trace = args.trace;
     match args.bug {
         Some(Bug::SendBeforePersist) => c.harness_bug = Some(HarnessBug::SendPersistedMessagesEarly),
@@ -88,14 +99,18 @@ fn config_for(args: &Args, seed: u64) -> SimConfig {
 }
 
 fn replay_command(args: &Args, seed: u64) -> String {
+    let append = args
+        .max_append_bytes
+        .map(|b| format!(" --max-append-bytes {b}"))
+        .unwrap_or_default();
     let bug = args
         .bug
         .map(|b| format!(" --bug {}", b.flag()))
         .unwrap_or_default();
     format!(
         "cargo run --release -p keel-sim -- --seeds 1 --seed {seed} --nodes {} --steps {} \
-         --fault-interval-ms {} --drop-per-mille {}{bug}",
-        args.nodes, args.steps, args.fault_interval_ms, args.drop_per_mille
+         --fault-interval-ms {} --drop-per-mille {} --clients {}{append}{bug}",
+        args.nodes, args.steps, args.fault_interval_ms, args.drop_per_mille, args.clients
     )
 }
 

@@ -3,10 +3,11 @@
 //!
 //! Faults: random delay (which also reorders), drop, duplicate, and
 //! directional cuts between pairs of nodes (a symmetric partition is two
-//! cuts). A cut is checked both when a message is sent and when it is due,
-//! so a partition also loses what was in flight across it.
+//! cuts), each lasting until a given time or until healed. A cut is checked
+//! both when a message is sent and when it is due, so a partition also
+//! loses what was in flight across it.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 
 use rand::Rng;
 use rand::rngs::SmallRng;
@@ -58,8 +59,9 @@ pub struct Network<M> {
     /// Keyed by (due time, send sequence): iteration order is delivery order.
     in_flight: BTreeMap<(u64, u64), Envelope<M>>,
     next_seq: u64,
-    /// Directional cuts: (from, to) pairs that cannot communicate.
-    cuts: BTreeSet<(NodeId, NodeId)>,
+    /// Directional cuts: (from, to) pairs that cannot communicate, and the
+    /// time the cut heals by itself.
+    cuts: BTreeMap<(NodeId, NodeId), u64>,
     dropped: u64,
     delivered: u64,
 }
@@ -78,7 +80,7 @@ impl<M: Clone> Network<M> {
             capacity,
             in_flight: BTreeMap::new(),
             next_seq: 0,
-            cuts: BTreeSet::new(),
+            cuts: BTreeMap::new(),
             dropped: 0,
             delivered: 0,
         }
@@ -141,20 +143,23 @@ impl<M: Clone> Network<M> {
 
     /// Whether messages from `from` to `to` are being lost.
     pub fn is_cut(&self, from: NodeId, to: NodeId) -> bool {
-        self.cuts.contains(&(from, to))
+        self.cuts.contains_key(&(from, to))
     }
 
-    /// Stops messages from `from` to `to` (one way).
-    pub fn cut(&mut self, from: NodeId, to: NodeId) {
-        self.cuts.insert((from, to));
+    /// Stops messages from `from` to `to` (one way) until `until_ms` (a
+    /// longer existing cut is kept).
+    pub fn cut(&mut self, from: NodeId, to: NodeId, until_ms: u64) {
+        let end = self.cuts.entry((from, to)).or_insert(until_ms);
+        *end = (*end).max(until_ms);
     }
 
-    /// Splits `group` from every node in `others`, both ways.
-    pub fn partition(&mut self, group: &[NodeId], others: &[NodeId]) {
+    /// Splits `group` from every node in `others`, both ways, until
+    /// `until_ms`.
+    pub fn partition(&mut self, group: &[NodeId], others: &[NodeId], until_ms: u64) {
         for &a in group {
             for &b in others {
-                self.cut(a, b);
-                self.cut(b, a);
+                self.cut(a, b, until_ms);
+                self.cut(b, a, until_ms);
             }
         }
     }
@@ -162,6 +167,11 @@ impl<M: Clone> Network<M> {
     /// Removes every cut.
     pub fn heal(&mut self) {
         self.cuts.clear();
+    }
+
+    /// Removes the cuts whose time is up at `now_ms`.
+    pub fn heal_expired(&mut self, now_ms: u64) {
+        self.cuts.retain(|_, &mut until| until > now_ms);
     }
 
     /// Messages currently in flight.
@@ -213,7 +223,7 @@ mod tests {
         let mut rng = SmallRng::seed_from_u64(1);
         let mut net = Network::new(NetworkFaults::reliable(), 16);
         assert!(net.send(&mut rng, 0, env(1, 2, 1)));
-        net.cut(1, 2);
+        net.cut(1, 2, u64::MAX);
         net.send(&mut rng, 0, env(2, 1, 2));
         assert!(!net.send(&mut rng, 0, env(1, 2, 3)));
         assert_eq!(drain(&mut net, 5), vec![2]);
@@ -221,6 +231,21 @@ mod tests {
         net.heal();
         net.send(&mut rng, 5, env(1, 2, 4));
         assert_eq!(drain(&mut net, 6), vec![4]);
+    }
+
+    #[test]
+    fn partitions_heal_by_themselves_when_their_time_is_up() {
+        let mut rng = SmallRng::seed_from_u64(1);
+        let mut net = Network::new(NetworkFaults::reliable(), 16);
+        net.partition(&[1], &[2, 3], 10);
+        net.cut(2, 3, 20);
+        assert!(net.is_cut(1, 2) && net.is_cut(3, 1) && net.is_cut(2, 3));
+        assert!(!net.is_cut(2, 1) || net.is_cut(1, 2));
+        net.heal_expired(10);
+        assert!(!net.is_cut(1, 2) && !net.is_cut(3, 1) && net.is_cut(2, 3));
+        assert!(!net.send(&mut rng, 10, env(2, 3, 1)));
+        net.heal_expired(20);
+        assert!(!net.has_cuts());
     }
 
     #[test]

@@ -98,6 +98,19 @@ impl HarnessBug {
     }
 }
 
+/// A partition that waits for the moment Raft is most exposed, instead of
+/// striking at a random time: these are the moments the paper's Figure 8
+/// needs (a leader that wins but tells no one; a leader cut off right after
+/// it decides a commit).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Isolation {
+    /// Isolate the next node that becomes leader, before its first message.
+    NewLeader,
+    /// Isolate the next leader to commit for the first time in its term,
+    /// before the Ready that announces the commit is sent.
+    LeaderAtFirstCommit,
+}
+
 /// Which faults are injected.
 #[derive(Debug, Clone, Copy)]
 pub struct Faults {
@@ -339,6 +352,7 @@ struct Simulation {
     ledger: Ledger,
     stats: Stats,
     quiescing: bool,
+    armed_isolations: BTreeSet<Isolation>,
 }
 
 impl Simulation {
@@ -358,6 +372,7 @@ impl Simulation {
             ledger: Ledger::new(),
             stats: Stats::default(),
             quiescing: false,
+            armed_isolations: BTreeSet::new(),
             config,
         };
         // Every initial node starts from the same snapshot at index 1 that
@@ -511,6 +526,7 @@ impl Simulation {
             self.maybe_fault()?;
         }
         self.restart_due();
+        self.net.heal_expired(self.now_ms);
         while let Some(envelope) = self.net.pop_due(self.now_ms) {
             self.deliver(envelope);
         }
@@ -604,9 +620,37 @@ impl Simulation {
         // An armed crash strikes while a Ready is being made durable.
         let crash_now = node.crash_in_next_ready && rd.must_sync;
         node.crash_in_next_ready &= !crash_now;
+        let became_leader = rd
+            .soft_state
+            .is_some_and(|ss| ss.role == StateRole::Leader);
+        // A leader's first commit in its term is when entries of earlier
+        // terms become committed.
+        let first_commit_of_term = node.role == StateRole::Leader
+            && rd.hard_state.is_some_and(|hs| {
+                let before = node.raw.storage().hard_state().commit;
+                hs.commit > before
+                    && node
+                        .raw
+                        .storage()
+                        .term(before)
+                        .is_ok_and(|t| t < hs.term)
+            });
         if let Some(ss) = rd.soft_state {
             let term = node.term;
             self.trace(|| format!("node {id} is {:?} in term {term}, leader {}", ss.role, ss.leader_id));
+        }
+        let strikes = [
+            (Isolation::NewLeader, became_leader),
+            (Isolation::LeaderAtFirstCommit, first_commit_of_term),
+        ];
+        for (isolation, now) in strikes {
+            if now && self.armed_isolations.remove(&isolation) {
+                let others: Vec<NodeId> =
+                    self.live_ids().into_iter().filter(|&o| o != id).collect();
+                self.trace(|| format!("{isolation:?} strikes: partition [{id}] | {others:?}"));
+                let until = self.now_ms + self.partition_length_ms();
+                self.net.partition(&[id], &others, until);
+            }
         }
 
         // 1. Messages that need no persistence go out at once.
@@ -1032,6 +1076,19 @@ impl Simulation {
         if ids.len() < 2 {
             return;
         }
+        match self.rng.random_range(0..4) {
+            0 => {
+                self.trace(|| "armed: isolate the next new leader".to_string());
+                self.armed_isolations.insert(Isolation::NewLeader);
+                return;
+            }
+            1 => {
+                self.trace(|| "armed: isolate the next leader at its first commit".to_string());
+                self.armed_isolations.insert(Isolation::LeaderAtFirstCommit);
+                return;
+            }
+            _ => {}
+        }
         // Fisher–Yates with the run's stream.
         for i in (1..ids.len()).rev() {
             let j = self.rng.random_range(0..=i);
@@ -1048,14 +1105,21 @@ impl Simulation {
                 .expect("the leader is live");
             ids.swap(0, at);
             let (group, others) = ids.split_at(1);
-            self.trace(|| format!("partition {group:?} | {others:?}"));
-            self.net.partition(group, others);
+            let until = self.now_ms + self.partition_length_ms();
+            self.trace(|| format!("partition {group:?} | {others:?} until {until} ms"));
+            self.net.partition(group, others, until);
             return;
         }
         let split = self.rng.random_range(1..=ids.len() / 2);
         let (group, others) = ids.split_at(split);
-        self.trace(|| format!("partition {group:?} | {others:?}"));
-        self.net.partition(group, others);
+        let until = self.now_ms + self.partition_length_ms();
+        self.trace(|| format!("partition {group:?} | {others:?} until {until} ms"));
+        self.net.partition(group, others, until);
+    }
+
+    /// How long a partition lasts unless a heal comes first.
+    fn partition_length_ms(&mut self) -> u64 {
+        self.rng.random_range(20..=800)
     }
 
     fn fault_one_way(&mut self) {
@@ -1066,8 +1130,9 @@ impl Simulation {
         let from = ids[self.rng.random_range(0..ids.len())];
         let to = ids[self.rng.random_range(0..ids.len())];
         if from != to {
-            self.trace(|| format!("one-way cut {from} -> {to}"));
-            self.net.cut(from, to);
+            let until = self.now_ms + self.partition_length_ms();
+            self.trace(|| format!("one-way cut {from} -> {to} until {until} ms"));
+            self.net.cut(from, to, until);
         }
     }
 
@@ -1137,6 +1202,7 @@ impl Simulation {
     fn start_quiesce(&mut self) {
         self.trace(|| "faults stop; healing and restarting everything".to_string());
         self.quiescing = true;
+        self.armed_isolations.clear();
         self.net.heal();
         self.net.set_faults(NetworkFaults {
             min_delay_ms: 1,
