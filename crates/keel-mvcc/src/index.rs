@@ -13,7 +13,7 @@
 //! plus two heap blocks: the key bytes and the packed history. The history is one
 //! `[i64]`: per generation `ver, created.main, created.sub, n`, then `n` pairs
 //! `main, sub`; a key put once takes 6 words. Reads walk the packed form in place;
-//! writes unpack into [`Generations`], change it and pack again.
+//! writes unpack it into a list of generations, change that and pack it again.
 
 use std::collections::{BTreeMap, HashSet};
 use std::ops::Bound;
