@@ -6,7 +6,8 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
-use keel_wal::{Disk, DiskFile, Entry, StdDisk, Wal, WalConfig};
+use keel_wal::record::encode_entry;
+use keel_wal::{Disk, DiskFile, Entry, SnapshotMarker, StdDisk, Wal, WalConfig, read_all};
 
 const ENTRY_DATA_BYTES: usize = 256;
 const BATCH_SIZES: [usize; 4] = [1, 10, 100, 1000];
@@ -92,5 +93,61 @@ fn append_fsync(c: &mut Criterion) {
     }
 }
 
-criterion_group!(benches, raw_fdatasync, append_fsync);
+/// CPU cost of framing and checksumming, without any IO.
+fn encode_only(c: &mut Criterion) {
+    let batch: Vec<Entry> = (0..1000)
+        .map(|i| Entry {
+            term: 1,
+            index: i + 1,
+            kind: 0,
+            data: vec![0x5a; ENTRY_DATA_BYTES],
+        })
+        .collect();
+    let mut buf = Vec::new();
+    let mut g = configure(c);
+    g.throughput(Throughput::Bytes((batch.len() * ENTRY_DATA_BYTES) as u64));
+    g.bench_function("encode_1000_entries", |b| {
+        b.iter(|| {
+            buf.clear();
+            let mut crc = 0;
+            for e in &batch {
+                crc = encode_entry(e, crc, &mut buf).expect("small entry");
+            }
+            black_box(crc)
+        });
+    });
+    g.finish();
+}
+
+/// Startup cost: replaying 100k entries (about 31 MB in a single segment).
+fn replay(c: &mut Criterion) {
+    const ENTRIES: u64 = 100_000;
+    let dir = bench_dir("replay");
+    let mut wal = Wal::create(StdDisk, &dir, b"bench", WalConfig::default()).expect("create");
+    for chunk in 0..ENTRIES / 1000 {
+        let batch: Vec<Entry> = (0..1000)
+            .map(|i| Entry {
+                term: 1,
+                index: chunk * 1000 + i + 1,
+                kind: 0,
+                data: vec![0x5a; ENTRY_DATA_BYTES],
+            })
+            .collect();
+        wal.save(None, &batch).expect("save");
+    }
+    drop(wal);
+    let mut g = configure(c);
+    g.throughput(Throughput::Elements(ENTRIES));
+    g.bench_function("replay_100k_entries", |b| {
+        b.iter(|| {
+            let replay = read_all(&StdDisk, &dir, SnapshotMarker::default()).expect("replay");
+            assert_eq!(replay.entries.len() as u64, ENTRIES);
+            black_box(replay)
+        });
+    });
+    g.finish();
+    std::fs::remove_dir_all(&dir).expect("clean up");
+}
+
+criterion_group!(benches, raw_fdatasync, append_fsync, encode_only, replay);
 criterion_main!(benches);
