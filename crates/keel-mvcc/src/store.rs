@@ -930,13 +930,7 @@ impl Store {
 
     fn sync_unsynced(&mut self, cur: i64, report: &mut SyncReport) -> Result<(), MvccError> {
         let compact = self.meta.compact_revision;
-        let ids: Vec<WatchId> = self
-            .watchers
-            .unsynced
-            .keys()
-            .take(MAX_WATCHERS_PER_SYNC)
-            .copied()
-            .collect();
+        let ids = self.watchers.next_unsynced_batch(MAX_WATCHERS_PER_SYNC);
         let mut batch = Vec::with_capacity(ids.len());
         for id in ids {
             let w = self.watchers.unsynced.remove(&id).expect("listed unsynced");

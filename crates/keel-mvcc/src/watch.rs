@@ -193,9 +193,28 @@ pub(crate) struct WatcherGroups {
     pub(crate) unsynced: BTreeMap<WatchId, Watcher>,
     pub(crate) victims: BTreeMap<WatchId, Watcher>,
     next_id: u64,
+    /// Where the next unsynced batch starts, so that batches take turns.
+    unsynced_cursor: u64,
 }
 
 impl WatcherGroups {
+    /// Up to `max` unsynced watcher ids, starting after the previous batch and wrapping
+    /// around, so no watcher waits for more than one round of batches.
+    pub(crate) fn next_unsynced_batch(&mut self, max: usize) -> Vec<WatchId> {
+        let from = WatchId(self.unsynced_cursor);
+        let ids: Vec<WatchId> = self
+            .unsynced
+            .range(from..)
+            .chain(self.unsynced.range(..from))
+            .map(|(id, _)| *id)
+            .take(max)
+            .collect();
+        if let Some(last) = ids.last() {
+            self.unsynced_cursor = last.0 + 1;
+        }
+        ids
+    }
+
     pub(crate) fn next_id(&mut self) -> WatchId {
         let id = WatchId(self.next_id);
         self.next_id += 1;
@@ -264,5 +283,35 @@ impl WatcherGroups {
                 self.victims.insert(id, w);
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn watcher() -> Watcher {
+        let (sender, _rx) = tokio::sync::mpsc::channel(1);
+        Watcher {
+            request: WatchRequest::default(),
+            min_rev: 1,
+            sender,
+            pending: None,
+        }
+    }
+
+    #[test]
+    fn unsynced_batches_take_turns() {
+        let mut groups = WatcherGroups::default();
+        for _ in 0..5 {
+            let id = groups.next_id();
+            groups.unsynced.insert(id, watcher());
+        }
+        let ids = |v: Vec<WatchId>| v.into_iter().map(|id| id.0).collect::<Vec<_>>();
+        assert_eq!(ids(groups.next_unsynced_batch(2)), [0, 1]);
+        assert_eq!(ids(groups.next_unsynced_batch(2)), [2, 3]);
+        assert_eq!(ids(groups.next_unsynced_batch(2)), [4, 0]);
+        groups.unsynced.remove(&WatchId(1));
+        assert_eq!(ids(groups.next_unsynced_batch(9)), [2, 3, 4, 0]);
     }
 }
