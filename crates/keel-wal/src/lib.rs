@@ -138,5 +138,5 @@ pub use snap::{
 };
 pub use wal::{
     DEFAULT_SEGMENT_SIZE_BYTES, MIN_SEGMENT_SIZE_BYTES, Replay, SaveStats, TornTail, Wal,
-    WalConfig, read_all,
+    WalConfig, exists, read_all, snapshot_markers,
 };

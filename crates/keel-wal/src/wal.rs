@@ -132,35 +132,32 @@ fn remove_tmp_files<D: Disk>(disk: &D, dir: &Path) -> Result<(), WalError> {
     Ok(())
 }
 
-/// Result of reading the segments from a marker to the end.
-struct Scan {
-    replay: Replay,
-    segments: Vec<Segment>,
+/// Where a walk over segments stopped.
+struct WalkEnd {
+    metadata: Vec<u8>,
+    torn_tail: Option<TornTail>,
     /// End of the last valid record in the last segment.
     tail_valid_end: u64,
+    /// CRC of that record.
     crc: u32,
-    last_index: u64,
-    last_snapshot: SnapshotMarker,
 }
 
-fn scan<D: Disk>(disk: &D, dir: &Path, marker: SnapshotMarker) -> Result<Scan, WalError> {
-    let segments = list_segments(disk, dir)?;
-    if segments.is_empty() {
-        return Err(WalError::NotFound(dir.to_path_buf()));
-    }
-    let start = segments
-        .iter()
-        .rposition(|s| s.index <= marker.index)
-        .ok_or(WalError::NoSegmentForSnapshot(marker.index))?;
+/// Decodes `segments` (a suffix of the log: its last element is the log's last segment)
+/// in order, checking the CRC chain and each segment's header records, and hands every
+/// record after a segment's crc and metadata records to `visit`. Applies the torn-tail
+/// rule of the crate docs to the last segment; any other failure is an error.
+fn walk<D: Disk>(
+    disk: &D,
+    dir: &Path,
+    segments: &[Segment],
+    mut visit: impl FnMut(&Path, u64, Record) -> Result<(), WalError>,
+) -> Result<WalkEnd, WalError> {
     let mut metadata: Option<Vec<u8>> = None;
-    let mut replay = Replay::default();
-    let mut found_marker = false;
     let mut crc: Option<u32> = None;
-    let mut last_index = 0;
-    let mut last_snapshot = SnapshotMarker::default();
+    let mut torn_tail = None;
     let mut tail_valid_end = 0;
-    let last_pos = segments.len() - 1;
-    for (pos, seg) in segments.iter().enumerate().skip(start) {
+    for (pos, seg) in segments.iter().enumerate() {
+        let is_last = pos + 1 == segments.len();
         let path = dir.join(seg.name());
         let buf = disk.read(&path).map_err(io_err("read", &path))?;
         let mut decoder = match crc {
@@ -173,10 +170,9 @@ fn scan<D: Disk>(disk: &D, dir: &Path, marker: SnapshotMarker) -> Result<Scan, W
                 Ok(Some(d)) => d,
                 Ok(None) => break,
                 Err(e) => {
-                    if pos == last_pos && records >= SEGMENT_HEADER_RECORDS && e.is_torn_tail(&buf)
-                    {
+                    if is_last && records >= SEGMENT_HEADER_RECORDS && e.is_torn_tail(&buf) {
                         let offset = decoder.position();
-                        replay.torn_tail = Some(TornTail {
+                        torn_tail = Some(TornTail {
                             file: path.clone(),
                             offset,
                             discarded_bytes: buf.len() as u64 - offset,
@@ -208,42 +204,7 @@ fn scan<D: Disk>(disk: &D, dir: &Path, marker: SnapshotMarker) -> Result<Scan, W
                 },
                 (1, _) => return Err(layout("second record of a segment is not metadata")),
                 (_, Record::Metadata(_)) => return Err(layout("metadata record inside a segment")),
-                (_, Record::Entry(e)) => {
-                    let index = e.index;
-                    if index > marker.index {
-                        let next = marker.index + replay.entries.len() as u64 + 1;
-                        if index > next {
-                            return Err(WalError::IndexGap {
-                                file: path,
-                                offset: decoded.offset,
-                                last: next - 1,
-                                found: index,
-                            });
-                        }
-                        let keep = usize::try_from(index - marker.index - 1)
-                            .expect("bounded by entries.len() just above");
-                        replay.entries.truncate(keep);
-                        replay.entries.push(e);
-                    }
-                    last_index = index;
-                }
-                (_, Record::HardState(h)) => replay.hard_state = h,
-                (_, Record::Snapshot(s)) => {
-                    if s.index == marker.index {
-                        if s.term != marker.term {
-                            return Err(WalError::SnapshotMismatch {
-                                index: s.index,
-                                expected: marker.term,
-                                found: s.term,
-                            });
-                        }
-                        found_marker = true;
-                    }
-                    if s.index >= last_snapshot.index {
-                        last_snapshot = s;
-                    }
-                    last_index = last_index.max(s.index);
-                }
+                (_, record) => visit(&path, decoded.offset, record)?,
             }
             records += 1;
         }
@@ -257,21 +218,129 @@ fn scan<D: Disk>(disk: &D, dir: &Path, marker: SnapshotMarker) -> Result<Scan, W
         crc = decoder.running_crc();
         tail_valid_end = decoder.position();
     }
+    Ok(WalkEnd {
+        metadata: metadata.expect("every walked segment had a metadata record"),
+        torn_tail,
+        tail_valid_end,
+        crc: crc.expect("every walked segment had a crc record"),
+    })
+}
+
+/// Result of reading the segments from a marker to the end.
+struct Scan {
+    replay: Replay,
+    segments: Vec<Segment>,
+    tail_valid_end: u64,
+    crc: u32,
+    last_index: u64,
+    last_snapshot: SnapshotMarker,
+}
+
+fn scan<D: Disk>(disk: &D, dir: &Path, marker: SnapshotMarker) -> Result<Scan, WalError> {
+    let segments = list_segments(disk, dir)?;
+    if segments.is_empty() {
+        return Err(WalError::NotFound(dir.to_path_buf()));
+    }
+    let start = segments
+        .iter()
+        .rposition(|s| s.index <= marker.index)
+        .ok_or(WalError::NoSegmentForSnapshot(marker.index))?;
+    let mut replay = Replay::default();
+    let mut found_marker = false;
+    let mut last_index = 0;
+    let mut last_snapshot = SnapshotMarker::default();
+    let end = walk(disk, dir, &segments[start..], |path, offset, record| {
+        match record {
+            Record::Entry(e) => {
+                let index = e.index;
+                if index > marker.index {
+                    let next = marker.index + replay.entries.len() as u64 + 1;
+                    if index > next {
+                        return Err(WalError::IndexGap {
+                            file: path.to_path_buf(),
+                            offset,
+                            last: next - 1,
+                            found: index,
+                        });
+                    }
+                    let keep = usize::try_from(index - marker.index - 1)
+                        .expect("bounded by entries.len() just above");
+                    replay.entries.truncate(keep);
+                    replay.entries.push(e);
+                }
+                last_index = index;
+            }
+            Record::HardState(h) => replay.hard_state = h,
+            Record::Snapshot(s) => {
+                if s.index == marker.index {
+                    if s.term != marker.term {
+                        return Err(WalError::SnapshotMismatch {
+                            index: s.index,
+                            expected: marker.term,
+                            found: s.term,
+                        });
+                    }
+                    found_marker = true;
+                }
+                if s.index >= last_snapshot.index {
+                    last_snapshot = s;
+                }
+                last_index = last_index.max(s.index);
+            }
+            Record::Crc(_) | Record::Metadata(_) => {
+                unreachable!("walk handles crc and metadata records itself")
+            }
+        }
+        Ok(())
+    })?;
     if !found_marker {
         return Err(WalError::SnapshotNotFound {
             index: marker.index,
             term: marker.term,
         });
     }
-    replay.metadata = metadata.expect("every scanned segment had a metadata record");
+    replay.metadata = end.metadata;
+    replay.torn_tail = end.torn_tail;
     Ok(Scan {
         replay,
         segments,
-        tail_valid_end,
-        crc: crc.expect("every scanned segment had a crc record"),
+        tail_valid_end: end.tail_valid_end,
+        crc: end.crc,
         last_index,
         last_snapshot,
     })
+}
+
+/// Whether `dir` holds a write-ahead log (at least one segment file).
+pub fn exists<D: Disk>(disk: &D, dir: &Path) -> Result<bool, WalError> {
+    match disk.list(dir) {
+        Ok(_) => Ok(!list_segments(disk, dir)?.is_empty()),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),
+        Err(e) => Err(io_err("list", dir)(e)),
+    }
+}
+
+/// The snapshot markers in the whole log that a restart may open at: those at or below
+/// the last saved commit index (a snapshot beyond it cannot have been applied yet),
+/// oldest first. Pair with [`crate::Snapshotter::load_matching`] to pick the newest
+/// snapshot file the log can continue from. Reads only; a torn tail is tolerated.
+pub fn snapshot_markers<D: Disk>(disk: &D, dir: &Path) -> Result<Vec<SnapshotMarker>, WalError> {
+    let segments = list_segments(disk, dir)?;
+    if segments.is_empty() {
+        return Err(WalError::NotFound(dir.to_path_buf()));
+    }
+    let mut markers = Vec::new();
+    let mut commit = 0;
+    walk(disk, dir, &segments, |_, _, record| {
+        match record {
+            Record::Snapshot(s) => markers.push(s),
+            Record::HardState(h) => commit = h.commit,
+            Record::Entry(_) | Record::Crc(_) | Record::Metadata(_) => {}
+        }
+        Ok(())
+    })?;
+    markers.retain(|m| m.index <= commit);
+    Ok(markers)
 }
 
 /// Reads the WAL in `dir` from `marker` without changing anything: a torn tail is reported

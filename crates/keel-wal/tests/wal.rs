@@ -370,3 +370,55 @@ fn leftover_preallocated_files_are_removed_on_open() {
         files(&dir)
     );
 }
+
+#[test]
+fn exists_and_snapshot_markers_for_choosing_where_to_restart() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let dir = wal_dir(&tmp);
+    assert!(!keel_wal::exists(&StdDisk, &dir).expect("missing dir"));
+    fs::create_dir_all(&dir).expect("mkdir");
+    assert!(!keel_wal::exists(&StdDisk, &dir).expect("empty dir"));
+    let mut wal = Wal::create(StdDisk, &dir, b"m", config()).expect("create");
+    assert!(keel_wal::exists(&StdDisk, &dir).expect("created"));
+
+    let all: Vec<Entry> = (1..=300).map(|i| entry(1, i)).collect();
+    for chunk in all.chunks(30) {
+        wal.save(None, chunk).expect("save");
+    }
+    let early = SnapshotMarker {
+        index: 100,
+        term: 1,
+    };
+    let applied = SnapshotMarker {
+        index: 200,
+        term: 1,
+    };
+    let ahead = SnapshotMarker {
+        index: 280,
+        term: 1,
+    };
+    wal.save_snapshot(early).expect("snap");
+    wal.save_snapshot(applied).expect("snap");
+    wal.save(
+        Some(HardState {
+            term: 1,
+            vote: 1,
+            commit: 250,
+        }),
+        &[],
+    )
+    .expect("commit");
+    wal.save_snapshot(ahead).expect("snap");
+    assert!(
+        wal.segment_names().len() > 2,
+        "markers are read across segments"
+    );
+    drop(wal);
+
+    let markers = keel_wal::snapshot_markers(&StdDisk, &dir).expect("markers");
+    assert_eq!(
+        markers,
+        vec![SnapshotMarker::default(), early, applied],
+        "a marker beyond the last saved commit index is not a valid restart point"
+    );
+}
