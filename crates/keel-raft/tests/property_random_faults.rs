@@ -83,20 +83,37 @@ fn run(nodes: u64, loss: u64, seed: u64, pre_vote: bool, ops: Vec<Op>) {
     // Faults stop: the cluster must converge.
     c.heal();
     c.set_loss(0, 1);
-    let leader = c.elect_any();
-    c.tick_until(200, |c| {
-        c.leader().is_some_and(|l| {
-            let lt = c.term(l);
-            c.ids().iter().all(|&id| c.term(id) == lt)
-        })
-    });
-    let leader = c.leader().unwrap_or(leader);
-    c.propose(leader, b"final").expect("leader accepts");
-    c.tick_until(200, |c| {
-        c.ids()
+    // A proposal accepted by a leader that is then deposed may be lost (it was never
+    // committed), so retry until one commits everywhere.
+    let mut done = false;
+    for attempt in 0..20u8 {
+        c.elect_any();
+        c.tick_until(200, |c| {
+            c.leader().is_some_and(|l| {
+                c.ids().iter().all(|&id| {
+                    let st = c.node(id).status();
+                    st.soft_state.leader_id == l && st.hard_state.term == c.term(l)
+                })
+            })
+        });
+        let leader = c.leader().expect("leader");
+        let marker = [b'F', attempt];
+        if c.propose(leader, &marker).is_err() {
+            continue;
+        }
+        for _ in 0..50 {
+            c.tick_all();
+        }
+        if c.ids()
             .iter()
-            .all(|&id| c.node(id).applied_data().last().map(Vec::as_slice) == Some(&b"final"[..]))
-    });
+            .all(|&id| c.node(id).applied_data().last().map(Vec::as_slice) == Some(&marker[..]))
+        {
+            done = true;
+            break;
+        }
+    }
+    assert!(done, "cluster did not converge:\n{}", c.dump());
+    let leader = c.leader().expect("leader");
     c.check_safety();
     // Applied sequences agree (nodes that installed snapshots skip a prefix).
     let want = c.node(leader).applied_index;
