@@ -22,7 +22,9 @@ pub enum Failure {
     },
     /// Log matching: two logs agree on the term at `index` but differ at or
     /// before it.
-    #[error("log matching: nodes {a} and {b} hold term {term} at index {index} but differ at index {differ_at}")]
+    #[error(
+        "log matching: nodes {a} and {b} hold term {term} at index {index} but differ at index {differ_at}"
+    )]
     LogMatching {
         /// One node.
         a: NodeId,
@@ -47,7 +49,9 @@ pub enum Failure {
         index: u64,
     },
     /// State machine safety: two nodes applied different entries at one index.
-    #[error("state machine safety: node {node} applied entry (term {term}) at index {index}, others applied term {expected_term}")]
+    #[error(
+        "state machine safety: node {node} applied entry (term {term}) at index {index}, others applied term {expected_term}"
+    )]
     StateMachineSafety {
         /// The node that disagreed with the first applier.
         node: NodeId,
@@ -190,8 +194,12 @@ impl Ledger {
 
 /// First and last index of the entries a storage holds.
 fn bounds(log: &MemStorage) -> (u64, u64) {
-    let first = log.first_index().expect("MemStorage::first_index never fails");
-    let last = log.last_index().expect("MemStorage::last_index never fails");
+    let first = log
+        .first_index()
+        .expect("MemStorage::first_index never fails");
+    let last = log
+        .last_index()
+        .expect("MemStorage::last_index never fails");
     (first, last)
 }
 
@@ -292,7 +300,11 @@ mod tests {
         assert_eq!(l.record_apply(2, &entry(1, 1, b"a")), Ok(()));
         assert!(matches!(
             l.record_apply(3, &entry(1, 2, b"b")),
-            Err(Failure::StateMachineSafety { node: 3, index: 1, .. })
+            Err(Failure::StateMachineSafety {
+                node: 3,
+                index: 1,
+                ..
+            })
         ));
         assert_eq!(l.max_applied(), 1);
     }
@@ -308,11 +320,19 @@ mod tests {
         assert_eq!(l.observe_leader(2, 1, &full), Ok(()));
         assert!(matches!(
             l.observe_leader(2, 2, &full),
-            Err(Failure::TwoLeaders { term: 2, first: 1, second: 2 })
+            Err(Failure::TwoLeaders {
+                term: 2,
+                first: 1,
+                second: 2
+            })
         ));
         assert!(matches!(
             l.observe_leader(3, 2, &short),
-            Err(Failure::LeaderCompleteness { leader: 2, term: 3, index: 2 })
+            Err(Failure::LeaderCompleteness {
+                leader: 2,
+                term: 3,
+                index: 2
+            })
         ));
     }
 
@@ -324,7 +344,11 @@ mod tests {
         let c = log(&[entry(1, 1, b"z"), entry(2, 1, b"b")]);
         assert!(matches!(
             check_log_matching(&[(1, &a), (3, &c)]),
-            Err(Failure::LogMatching { index: 2, differ_at: 1, .. })
+            Err(Failure::LogMatching {
+                index: 2,
+                differ_at: 1,
+                ..
+            })
         ));
     }
 }

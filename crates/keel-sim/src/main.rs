@@ -88,7 +88,9 @@ fn config_for(args: &Args, seed: u64) -> SimConfig {
     }
     c.trace = args.trace;
     match args.bug {
-        Some(Bug::SendBeforePersist) => c.harness_bug = Some(HarnessBug::SendPersistedMessagesEarly),
+        Some(Bug::SendBeforePersist) => {
+            c.harness_bug = Some(HarnessBug::SendPersistedMessagesEarly)
+        }
         Some(Bug::VotesBeforePersist) => c.harness_bug = Some(HarnessBug::SendVotesEarly),
         Some(Bug::CommitPreviousTerm) => {
             c.raft_bug = Some(keel_raft::PlantedBug::CommitPreviousTermEntries);
@@ -173,7 +175,7 @@ fn main() -> ExitCode {
     }
     let total = reports.len() as u64;
     let secs = elapsed.as_secs_f64();
-    eprintln!(
+    println!(
         "{total} seeds in {secs:.1} s ({:.1} seeds/s on {jobs} threads), {ops} client operations, {:.0} virtual s",
         total as f64 / secs.max(1e-9),
         virtual_ms as f64 / 1000.0

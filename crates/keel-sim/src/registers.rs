@@ -288,7 +288,10 @@ impl Registers {
             let key = u64_at(buf, at)?;
             let value = u64_at(buf, at + 8)?;
             at += 16;
-            if values.last_key_value().is_some_and(|(&last, _)| last >= key) {
+            if values
+                .last_key_value()
+                .is_some_and(|(&last, _)| last >= key)
+            {
                 return Err(DecodeError::Unsorted);
             }
             values.insert(key, value);
@@ -416,7 +419,10 @@ mod tests {
         }
         let data = r.encode();
         assert_eq!(Registers::decode(&data), Ok(r.clone()));
-        assert_eq!(Registers::decode(&Registers::new().encode()), Ok(Registers::new()));
+        assert_eq!(
+            Registers::decode(&Registers::new().encode()),
+            Ok(Registers::new())
+        );
         assert_eq!(
             Registers::decode(&data[..data.len() - 1]),
             Err(DecodeError::Truncated)

@@ -36,7 +36,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use keel_raft::{
-    Config, ConfChange, ConfChangeType, ConfState, Entry, EntryKind, MemStorage, Message,
+    ConfChange, ConfChangeType, ConfState, Config, Entry, EntryKind, MemStorage, Message,
     MessageType, NodeId, RawNode, Ready, Snapshot, SnapshotMetadata, SnapshotStatus, StateRole,
     Storage,
 };
@@ -334,7 +334,10 @@ impl Node {
 
 enum Slot {
     Running(Box<Node>),
-    Crashed { disk: MemStorage, restart_at_ms: u64 },
+    Crashed {
+        disk: Box<MemStorage>,
+        restart_at_ms: u64,
+    },
     Removed,
 }
 
@@ -574,11 +577,9 @@ impl Simulation {
         for message in messages {
             let to = message.to;
             let snapshot_index = message.snapshot.as_ref().map(|s| s.metadata.index);
-            let sent = self.net.send(
-                &mut self.rng,
-                self.now_ms,
-                Envelope { from, to, message },
-            );
+            let sent = self
+                .net
+                .send(&mut self.rng, self.now_ms, Envelope { from, to, message });
             if let Some(index) = snapshot_index {
                 if let Some(node) = self.node(from) {
                     let status = if sent {
@@ -609,7 +610,9 @@ impl Simulation {
     }
 
     fn handle_ready(&mut self, id: NodeId, mut rd: Ready) -> Result<(), Failure> {
-        let node = self.node(id).expect("handle_ready is called for running nodes");
+        let node = self
+            .node(id)
+            .expect("handle_ready is called for running nodes");
         if let Some(ss) = rd.soft_state {
             node.role = ss.role;
             node.leader_id = ss.leader_id;
@@ -620,24 +623,22 @@ impl Simulation {
         // An armed crash strikes while a Ready is being made durable.
         let crash_now = node.crash_in_next_ready && rd.must_sync;
         node.crash_in_next_ready &= !crash_now;
-        let became_leader = rd
-            .soft_state
-            .is_some_and(|ss| ss.role == StateRole::Leader);
+        let became_leader = rd.soft_state.is_some_and(|ss| ss.role == StateRole::Leader);
         // A leader's first commit in its term is when entries of earlier
         // terms become committed.
         let first_commit_of_term = node.role == StateRole::Leader
             && rd.hard_state.is_some_and(|hs| {
                 let before = node.raw.storage().hard_state().commit;
-                hs.commit > before
-                    && node
-                        .raw
-                        .storage()
-                        .term(before)
-                        .is_ok_and(|t| t < hs.term)
+                hs.commit > before && node.raw.storage().term(before).is_ok_and(|t| t < hs.term)
             });
         if let Some(ss) = rd.soft_state {
             let term = node.term;
-            self.trace(|| format!("node {id} is {:?} in term {term}, leader {}", ss.role, ss.leader_id));
+            self.trace(|| {
+                format!(
+                    "node {id} is {:?} in term {term}, leader {}",
+                    ss.role, ss.leader_id
+                )
+            });
         }
         let strikes = [
             (Isolation::NewLeader, became_leader),
@@ -834,7 +835,9 @@ impl Simulation {
         if !self.config.faults.compaction {
             return Ok(());
         }
-        let node = self.node(id).expect("maybe_compact is called for running nodes");
+        let node = self
+            .node(id)
+            .expect("maybe_compact is called for running nodes");
         let first = node
             .raw
             .storage()
@@ -889,7 +892,7 @@ impl Simulation {
         let Some(Slot::Running(node)) = self.slots.remove(&id) else {
             unreachable!("only running nodes crash");
         };
-        let disk = node.raw.storage().clone();
+        let disk = Box::new(node.raw.storage().clone());
         let downtime = self.rng.random_range(5..=400);
         self.slots.insert(
             id,
@@ -914,7 +917,7 @@ impl Simulation {
             let Some(Slot::Crashed { disk, .. }) = self.slots.remove(&id) else {
                 unreachable!("filtered on crashed slots");
             };
-            self.start(id, disk);
+            self.start(id, *disk);
         }
     }
 
@@ -970,14 +973,16 @@ impl Simulation {
             let target = match inv.preferred_node {
                 Some(n) if running.contains(&n) => n,
                 _ if running.is_empty() => {
-                    self.workload.refused(inv.client, &mut self.rng, self.now_ms);
+                    self.workload
+                        .refused(inv.client, &mut self.rng, self.now_ms);
                     continue;
                 }
                 _ => running[self.rng.random_range(0..running.len())],
             };
             let node = self.node(target).expect("target is running");
             if node.pending_requests() >= MAX_PENDING_REQUESTS {
-                self.workload.refused(inv.client, &mut self.rng, self.now_ms);
+                self.workload
+                    .refused(inv.client, &mut self.rng, self.now_ms);
                 continue;
             }
             let (result, key) = match inv.request {
@@ -1010,7 +1015,8 @@ impl Simulation {
                 }
                 Err(e) => {
                     self.trace(|| format!("node {target} refuses {:?}: {e}", inv.request));
-                    self.workload.refused(inv.client, &mut self.rng, self.now_ms);
+                    self.workload
+                        .refused(inv.client, &mut self.rng, self.now_ms);
                 }
             }
         }
@@ -1019,7 +1025,9 @@ impl Simulation {
     fn maybe_fault(&mut self) -> Result<(), Failure> {
         let faults = self.config.faults;
         if faults.mean_fault_interval_ms == u64::MAX
-            || !self.rng.random_ratio(1, faults.mean_fault_interval_ms.max(1) as u32)
+            || !self
+                .rng
+                .random_ratio(1, faults.mean_fault_interval_ms.max(1) as u32)
         {
             return Ok(());
         }
@@ -1214,7 +1222,7 @@ impl Simulation {
             let Some(Slot::Crashed { disk, .. }) = self.slots.remove(&id) else {
                 unreachable!("crashed() returns crashed slots");
             };
-            self.start(id, disk);
+            self.start(id, *disk);
         }
         for id in self.running() {
             if let Some(node) = self.node(id) {
@@ -1257,7 +1265,7 @@ impl Simulation {
             .iter()
             .filter_map(|(&id, s)| match s {
                 Slot::Running(n) => Some((id, n.raw.storage())),
-                Slot::Crashed { disk, .. } => Some((id, disk)),
+                Slot::Crashed { disk, .. } => Some((id, &**disk)),
                 Slot::Removed => None,
             })
             .collect();
