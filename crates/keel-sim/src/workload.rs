@@ -3,9 +3,12 @@
 //!
 //! A client whose operation is not answered within its timeout gives up:
 //! the operation stays in the history with an unknown outcome (it may still
-//! take effect later) and the client moves on, trying another node. An
-//! operation the node refused outright (Raft returned an error before
-//! anything was proposed) is discarded from the history: it had no effect.
+//! take effect later). An operation the node refused outright (Raft
+//! returned an error before anything was proposed) is discarded from the
+//! history: it had no effect. Either way the client retries the same
+//! operation, as a new request on another node, up to [`MAX_ATTEMPTS`]
+//! times in all, like etcd's client does; each attempt is its own operation
+//! in the history, so a write may take effect twice.
 
 use std::collections::BTreeMap;
 
@@ -15,6 +18,9 @@ use rand::rngs::SmallRng;
 use crate::linearizability::{History, OpId, RegisterInput, RegisterOutput};
 use crate::network::NodeId;
 use crate::registers::Command;
+
+/// Attempts at one operation before a client moves on to a new one.
+pub const MAX_ATTEMPTS: u32 = 3;
 
 /// The history type of the simulator's register workload.
 pub type RegisterHistory = History<RegisterInput<u64, u64>, RegisterOutput<u64>>;
@@ -34,6 +40,29 @@ pub enum Request {
 }
 
 impl Request {
+    /// The same request under another id.
+    fn with_id(self, request: u64) -> Request {
+        match self {
+            Request::Read { key, .. } => Request::Read { request, key },
+            Request::Change(Command::Write { key, value, .. }) => Request::Change(Command::Write {
+                request,
+                key,
+                value,
+            }),
+            Request::Change(Command::CompareAndSet {
+                key,
+                expected,
+                value,
+                ..
+            }) => Request::Change(Command::CompareAndSet {
+                request,
+                key,
+                expected,
+                value,
+            }),
+        }
+    }
+
     /// The request id.
     pub fn id(&self) -> u64 {
         match self {
@@ -77,6 +106,10 @@ struct Client {
     leader_hint: Option<NodeId>,
     /// Last value this client read per key, to aim compare-and-sets.
     last_read: BTreeMap<u64, Option<u64>>,
+    /// The last operation chosen, with its number of attempts so far.
+    last_sent: Option<(Request, u32)>,
+    /// Whether the next operation repeats `last_sent`.
+    retry: bool,
 }
 
 /// An operation a client wants to start now.
@@ -123,6 +156,8 @@ impl Workload {
                 },
                 leader_hint: None,
                 last_read: BTreeMap::new(),
+                last_sent: None,
+                retry: false,
             })
             .collect();
         Self {
@@ -154,26 +189,17 @@ impl Workload {
             }
             let request_id = self.next_request;
             self.next_request += 1;
-            let key = rng.random_range(0..self.config.keys);
-            // Values are request ids: unique, which keeps the checker's
-            // search narrow.
-            let request = match rng.random_range(0..10) {
-                0..4 => Request::Read {
-                    request: request_id,
-                    key,
-                },
-                4..8 => Request::Change(Command::Write {
-                    request: request_id,
-                    key,
-                    value: request_id,
-                }),
-                _ => Request::Change(Command::CompareAndSet {
-                    request: request_id,
-                    key,
-                    expected: client.last_read.get(&key).copied().flatten(),
-                    value: request_id,
-                }),
+            let (request, attempts) = match client.last_sent {
+                Some((previous, attempts)) if client.retry && attempts < MAX_ATTEMPTS => {
+                    (previous.with_id(request_id), attempts + 1)
+                }
+                _ => (
+                    Self::new_request(rng, client, request_id, self.config.keys),
+                    1,
+                ),
             };
+            client.last_sent = Some((request, attempts));
+            client.retry = false;
             let preferred_node = client.leader_hint.filter(|_| rng.random_ratio(4, 5));
             out.push(Invocation {
                 client: index,
@@ -182,6 +208,26 @@ impl Workload {
             });
         }
         out
+    }
+
+    fn new_request(rng: &mut SmallRng, client: &Client, request: u64, keys: u64) -> Request {
+        let key = rng.random_range(0..keys);
+        // Values are request ids: unique, which keeps the checker's search
+        // narrow.
+        match rng.random_range(0..10) {
+            0..4 => Request::Read { request, key },
+            4..8 => Request::Change(Command::Write {
+                request,
+                key,
+                value: request,
+            }),
+            _ => Request::Change(Command::CompareAndSet {
+                request,
+                key,
+                expected: client.last_read.get(&key).copied().flatten(),
+                value: request,
+            }),
+        }
     }
 
     /// Records that `client` sent `request` to `node` at `now_ms`.
@@ -217,6 +263,7 @@ impl Workload {
         self.refused += 1;
         let c = &mut self.clients[client];
         c.leader_hint = None;
+        c.retry = true;
         c.state = ClientState::Idle {
             next_at_ms: now_ms + rng.random_range(1..=self.config.max_think_ms.max(1)),
         };
@@ -282,6 +329,7 @@ impl Workload {
             self.unknown += 1;
             out.push(Abandoned { node, request });
             c.leader_hint = None;
+            c.retry = true;
             c.state = ClientState::Idle {
                 next_at_ms: now_ms + rng.random_range(0..=self.config.max_think_ms),
             };
