@@ -14,6 +14,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
 use clap::{Parser, ValueEnum};
+use keel_sim::checks::Failure;
 use keel_sim::sim::{HarnessBug, RunReport, SimConfig, run_catching_panics};
 
 /// A bug to plant, to see the simulator catch it.
@@ -23,6 +24,8 @@ enum Bug {
     SendBeforePersist,
     /// Harness: send vote requests and responses before persisting.
     VotesBeforePersist,
+    /// Harness: answer reads locally, without ReadIndex.
+    LocalReads,
     /// keel-raft: commit entries of previous terms by counting replicas.
     CommitPreviousTerm,
 }
@@ -32,6 +35,7 @@ impl Bug {
         match self {
             Bug::SendBeforePersist => "send-before-persist",
             Bug::VotesBeforePersist => "votes-before-persist",
+            Bug::LocalReads => "local-reads",
             Bug::CommitPreviousTerm => "commit-previous-term",
         }
     }
@@ -92,6 +96,7 @@ fn config_for(args: &Args, seed: u64) -> SimConfig {
             c.harness_bug = Some(HarnessBug::SendPersistedMessagesEarly)
         }
         Some(Bug::VotesBeforePersist) => c.harness_bug = Some(HarnessBug::SendVotesEarly),
+        Some(Bug::LocalReads) => c.harness_bug = Some(HarnessBug::LocalReads),
         Some(Bug::CommitPreviousTerm) => {
             c.raft_bug = Some(keel_raft::PlantedBug::CommitPreviousTermEntries);
         }
@@ -171,6 +176,12 @@ fn main() -> ExitCode {
                 r.seed,
                 replay_command(&args, r.seed)
             );
+            if let (true, Failure::NotLinearizable(v)) = (args.trace, failure) {
+                for (i, op) in v.operations.iter().enumerate() {
+                    eprintln!("  op {i}: {op}");
+                }
+                eprintln!("  longest linearizable order: {:?}", v.longest_prefix);
+            }
         }
     }
     let total = reports.len() as u64;

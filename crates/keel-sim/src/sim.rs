@@ -22,7 +22,8 @@
 //! register map is decoded from its data, the membership reset to the
 //! snapshot's) and lets Raft hand out the committed entries after it again.
 //! A crash can strike in the middle of a `Ready`, after its `messages` were
-//! sent and before anything was persisted.
+//! sent and while its entries are being written: a prefix of them survives
+//! (a torn write), its hard state and snapshot do not.
 //!
 //! # Phases
 //!
@@ -80,6 +81,10 @@ pub enum HarnessBug {
     /// Like [`HarnessBug::SendPersistedMessagesEarly`], but only for vote
     /// requests and responses: a crash forgets a vote already given.
     SendVotesEarly,
+    /// Answer reads from the local state machine, skipping ReadIndex (a
+    /// serializable read passed off as linearizable): a deposed leader or
+    /// a lagging follower serves stale values.
+    LocalReads,
 }
 
 impl HarnessBug {
@@ -94,6 +99,7 @@ impl HarnessBug {
                     | MessageType::RequestPreVote
                     | MessageType::RequestPreVoteResponse
             ),
+            HarnessBug::LocalReads => false,
         }
     }
 }
@@ -665,7 +671,30 @@ impl Simulation {
             self.send_all(id, early)?;
         }
         if crash_now {
-            self.trace(|| format!("node {id} crashes in the middle of Ready {}", rd.number));
+            // A torn write: the crash interrupts the write of the Ready's
+            // entries, so some prefix of them reaches the disk, but neither
+            // the hard state written after them nor a snapshot. Nothing was
+            // promised about them yet: `persisted_messages` were not sent.
+            let torn = if rd.snapshot.is_none() && !rd.entries.is_empty() {
+                self.rng.random_range(0..=rd.entries.len())
+            } else {
+                0
+            };
+            self.trace(|| {
+                format!(
+                    "node {id} crashes in the middle of Ready {}, {torn} of its {} entries written",
+                    rd.number,
+                    rd.entries.len()
+                )
+            });
+            let node = self.node(id).expect("still running");
+            node.raw
+                .storage_mut()
+                .append(&rd.entries[..torn])
+                .map_err(|e| Failure::Contract {
+                    node: id,
+                    what: format!("entries not appendable: {e}"),
+                })?;
             self.crash(id);
             return Ok(());
         }
@@ -969,6 +998,7 @@ impl Simulation {
         }
         let invocations = self.workload.due(&mut self.rng, self.now_ms);
         let running = self.running();
+        let local_reads = self.config.harness_bug == Some(HarnessBug::LocalReads);
         for inv in invocations {
             let target = match inv.preferred_node {
                 Some(n) if running.contains(&n) => n,
@@ -980,6 +1010,21 @@ impl Simulation {
                 _ => running[self.rng.random_range(0..running.len())],
             };
             let node = self.node(target).expect("target is running");
+            if let (true, Request::Read { request, key }) = (local_reads, inv.request) {
+                let value = node.registers.read(key);
+                let hint = node.leader_id;
+                self.workload
+                    .sent(inv.client, inv.request, target, self.now_ms);
+                self.workload.answer(
+                    inv.client,
+                    request,
+                    RegisterOutput::Read(value),
+                    hint,
+                    &mut self.rng,
+                    self.now_ms,
+                );
+                continue;
+            }
             if node.pending_requests() >= MAX_PENDING_REQUESTS {
                 self.workload
                     .refused(inv.client, &mut self.rng, self.now_ms);

@@ -75,6 +75,19 @@ fn a_forgotten_vote_is_caught_as_two_leaders_in_one_term() {
 }
 
 #[test]
+fn reads_that_skip_read_index_are_caught_as_not_linearizable() {
+    assert_some_seed_fails_with(
+        |seed| {
+            let mut c = SimConfig::new(seed, 3);
+            c.harness_bug = Some(HarnessBug::LocalReads);
+            c
+        },
+        |f| matches!(f, Failure::NotLinearizable(_)),
+        "a non-linearizable history",
+    );
+}
+
+#[test]
 fn committing_previous_term_entries_by_counting_replicas_is_caught() {
     // The Raft paper's Figure 8: an entry from an earlier term is declared
     // committed once a majority holds it, and a later leader that never had
