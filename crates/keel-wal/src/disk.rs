@@ -42,6 +42,9 @@ pub trait DiskFile: Send + 'static {
     fn preallocate(&mut self, len_bytes: u64) -> io::Result<()>;
     /// `fdatasync`: the written bytes (and the length needed to read them) become durable.
     fn sync_data(&mut self) -> io::Result<()>;
+    /// Takes an exclusive advisory lock held until this handle is dropped; fails with
+    /// [`io::ErrorKind::WouldBlock`] if another handle holds it.
+    fn try_lock(&mut self) -> io::Result<()>;
 }
 
 /// The real file system through `std::fs`.
@@ -132,5 +135,13 @@ impl DiskFile for StdFile {
 
     fn sync_data(&mut self) -> io::Result<()> {
         self.file.sync_data()
+    }
+
+    fn try_lock(&mut self) -> io::Result<()> {
+        // flock(2): per open file, so a second handle in the same process conflicts too.
+        self.file.try_lock().map_err(|e| match e {
+            std::fs::TryLockError::WouldBlock => io::Error::from(io::ErrorKind::WouldBlock),
+            std::fs::TryLockError::Error(e) => e,
+        })
     }
 }

@@ -22,6 +22,8 @@ pub enum WalError {
         offset: u64,
         kind: DecodeErrorKind,
     },
+    #[error("wal: {0} is locked by another open write-ahead log")]
+    Locked(PathBuf),
     #[error("wal: no segment files in {0}")]
     NotFound(PathBuf),
     #[error("wal: {0} already holds a write-ahead log")]

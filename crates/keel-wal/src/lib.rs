@@ -17,6 +17,9 @@
 //!   `fsync_count > 0`, everything saved so far is durable.
 //! - Every record's CRC chains from the previous record's, across segments, so a record
 //!   cannot be dropped, duplicated or reordered without a CRC mismatch.
+//! - One writer: an open [`Wal`] holds an exclusive advisory lock (`flock`) on every live
+//!   segment, so a second [`Wal::open_at`] on the same directory fails with
+//!   [`WalError::Locked`] instead of interleaving appends.
 //! - A failed write or sync poisons the [`Wal`]: what reached the disk is unknown (see
 //!   "fsyncgate"), so every later call fails until the log is reopened and replayed.
 //! - Nothing is dropped silently: a repaired torn tail is logged with `tracing::warn!` and

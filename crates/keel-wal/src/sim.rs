@@ -40,6 +40,8 @@ struct SimState {
     files: HashMap<u64, SimFileState>,
     /// Syncs (file or directory) that may still succeed; `None` means no limit.
     syncs_left: Option<u64>,
+    /// Files with a live lock; a crash (the process dies) releases them all.
+    locked: std::collections::HashSet<u64>,
 }
 
 impl SimState {
@@ -98,6 +100,18 @@ pub struct SimFile {
     disk: SimDisk,
     id: u64,
     epoch: u64,
+    holds_lock: bool,
+}
+
+impl Drop for SimFile {
+    fn drop(&mut self) {
+        if self.holds_lock {
+            let mut st = self.disk.lock();
+            if st.epoch == self.epoch {
+                st.locked.remove(&self.id);
+            }
+        }
+    }
 }
 
 fn not_found(path: &Path) -> io::Error {
@@ -133,6 +147,7 @@ impl SimDisk {
         let mut report = CrashReport::default();
         st.epoch += 1;
         st.syncs_left = None;
+        st.locked.clear();
         st.names = st.durable_names.clone();
         let live: Vec<u64> = st.durable_names.values().copied().collect();
         st.files.retain(|id, _| live.contains(id));
@@ -245,6 +260,7 @@ impl Disk for SimDisk {
             disk: self.clone(),
             id,
             epoch: st.epoch,
+            holds_lock: false,
         })
     }
 
@@ -255,6 +271,7 @@ impl Disk for SimDisk {
             disk: self.clone(),
             id,
             epoch: st.epoch,
+            holds_lock: false,
         })
     }
 
@@ -339,6 +356,23 @@ impl DiskFile for SimFile {
         if current < len {
             self.push(Op::SetLen(len))?;
         }
+        Ok(())
+    }
+
+    fn try_lock(&mut self) -> io::Result<()> {
+        if self.holds_lock {
+            return Ok(());
+        }
+        let mut st = self.disk.lock();
+        if st.epoch != self.epoch {
+            return Err(io::Error::other(
+                "simulated disk crashed since this file was opened",
+            ));
+        }
+        if !st.locked.insert(self.id) {
+            return Err(io::Error::from(io::ErrorKind::WouldBlock));
+        }
+        self.holds_lock = true;
         Ok(())
     }
 

@@ -236,8 +236,12 @@ struct Scan {
     last_snapshot: SnapshotMarker,
 }
 
-fn scan<D: Disk>(disk: &D, dir: &Path, marker: SnapshotMarker) -> Result<Scan, WalError> {
-    let segments = list_segments(disk, dir)?;
+fn scan<D: Disk>(
+    disk: &D,
+    dir: &Path,
+    segments: Vec<Segment>,
+    marker: SnapshotMarker,
+) -> Result<Scan, WalError> {
     if segments.is_empty() {
         return Err(WalError::NotFound(dir.to_path_buf()));
     }
@@ -346,7 +350,7 @@ pub fn snapshot_markers<D: Disk>(disk: &D, dir: &Path) -> Result<Vec<SnapshotMar
 /// Reads the WAL in `dir` from `marker` without changing anything: a torn tail is reported
 /// in [`Replay::torn_tail`] but not repaired. For inspection tools.
 pub fn read_all<D: Disk>(disk: &D, dir: &Path, marker: SnapshotMarker) -> Result<Replay, WalError> {
-    scan(disk, dir, marker).map(|s| s.replay)
+    scan(disk, dir, list_segments(disk, dir)?, marker).map(|s| s.replay)
 }
 
 /// An open write-ahead log, appending to its last segment.
@@ -357,6 +361,9 @@ pub struct Wal<D: Disk> {
     metadata: Vec<u8>,
     /// Live segments, oldest first; the last one is `tail`.
     segments: Vec<Segment>,
+    /// Locked handles of the live segments before the tail, in the same order, so that no
+    /// second writer can open this log while it is open (etcd locks its segments too).
+    held: Vec<D::File>,
     tail: D::File,
     tail_offset: u64,
     /// CRC of the last record written: the seed of the next one.
@@ -409,6 +416,7 @@ impl<D: Disk> Wal<D> {
         remove_tmp_files(&disk, dir)?;
         let mut pipeline = Pipeline::start(disk.clone(), dir, config.segment_size_bytes)?;
         let (tmp_path, mut file) = pipeline.take()?;
+        lock(&mut file, &tmp_path)?;
         let mut buf = Vec::new();
         let mut crc = encode(&Record::Crc(0), 0, &mut buf)?;
         crc = encode(&Record::Metadata(metadata.to_vec()), crc, &mut buf)?;
@@ -430,6 +438,7 @@ impl<D: Disk> Wal<D> {
             config,
             metadata: metadata.to_vec(),
             segments: vec![first],
+            held: Vec::new(),
             tail: file,
             tail_offset: buf.len() as u64,
             crc,
@@ -453,16 +462,23 @@ impl<D: Disk> Wal<D> {
         config: WalConfig,
     ) -> Result<(Self, Replay), WalError> {
         check_config(&config);
+        // Lock every segment before touching anything: a second writer stops here.
+        let segments = list_segments(&disk, dir)?;
+        let mut held = Vec::with_capacity(segments.len());
+        for seg in &segments {
+            let path = dir.join(seg.name());
+            let mut file = disk.open_write(&path).map_err(io_err("open", &path))?;
+            lock(&mut file, &path)?;
+            held.push(file);
+        }
         remove_tmp_files(&disk, dir)?;
-        let scan = scan(&disk, dir, marker)?;
+        let scan = scan(&disk, dir, segments, marker)?;
         let tail_segment = *scan
             .segments
             .last()
             .expect("scan found at least one segment");
         let tail_path = dir.join(tail_segment.name());
-        let mut tail = disk
-            .open_write(&tail_path)
-            .map_err(io_err("open", &tail_path))?;
+        let mut tail = held.pop().expect("one locked handle per segment");
         if let Some(torn) = &scan.replay.torn_tail {
             tracing::warn!(
                 file = %torn.file.display(),
@@ -483,6 +499,7 @@ impl<D: Disk> Wal<D> {
             config,
             metadata: scan.replay.metadata.clone(),
             segments: scan.segments,
+            held,
             tail,
             tail_offset: scan.tail_valid_end,
             crc: scan.crc,
@@ -596,6 +613,7 @@ impl<D: Disk> Wal<D> {
             "wal: released old segments"
         );
         self.segments.drain(..keep_from);
+        self.held.drain(..keep_from);
         Ok(())
     }
 
@@ -659,6 +677,7 @@ impl<D: Disk> Wal<D> {
         timed_sync(&mut self.tail, &old_path, stats)?;
 
         let (tmp_path, mut file) = self.pipeline.take()?;
+        lock(&mut file, &tmp_path)?;
         let prev = *self
             .segments
             .last()
@@ -683,7 +702,7 @@ impl<D: Disk> Wal<D> {
             .map_err(io_err("sync", &self.dir))?;
         tracing::info!(segment = %path.display(), "wal: cut a new segment");
 
-        self.tail = file;
+        self.held.push(std::mem::replace(&mut self.tail, file));
         self.tail_offset = buf.len() as u64;
         self.crc = crc;
         self.segments.push(next);
@@ -691,6 +710,16 @@ impl<D: Disk> Wal<D> {
         stats.segment_cut = true;
         Ok(())
     }
+}
+
+fn lock<F: DiskFile>(file: &mut F, path: &Path) -> Result<(), WalError> {
+    file.try_lock().map_err(|e| {
+        if e.kind() == io::ErrorKind::WouldBlock {
+            WalError::Locked(path.to_path_buf())
+        } else {
+            io_err("lock", path)(e)
+        }
+    })
 }
 
 fn timed_sync<F: DiskFile>(

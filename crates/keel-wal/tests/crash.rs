@@ -270,3 +270,21 @@ fn a_flipped_byte_before_the_tail_is_corruption_naming_file_and_offset() {
         );
     }
 }
+
+#[test]
+fn the_simulated_disk_enforces_the_writer_lock_until_a_crash() {
+    let disk = SimDisk::new();
+    let wal = Wal::create(disk.clone(), dir(), b"m", config()).expect("create");
+    assert!(matches!(
+        Wal::open_at(disk.clone(), dir(), SnapshotMarker::default(), config()),
+        Err(WalError::Locked(_))
+    ));
+    drop(wal);
+    let second =
+        Wal::open_at(disk.clone(), dir(), SnapshotMarker::default(), config()).expect("free");
+    // The process dies with the log open: nothing of it runs again, not even its drop.
+    std::mem::forget(second);
+    disk.crash(1);
+    Wal::open_at(disk.clone(), dir(), SnapshotMarker::default(), config())
+        .expect("a crash releases locks");
+}

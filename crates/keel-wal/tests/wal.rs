@@ -422,3 +422,32 @@ fn exists_and_snapshot_markers_for_choosing_where_to_restart() {
         "a marker beyond the last saved commit index is not a valid restart point"
     );
 }
+
+#[test]
+fn a_second_writer_is_refused_while_the_log_is_open() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let dir = wal_dir(&tmp);
+    let mut wal = Wal::create(StdDisk, &dir, b"m", config()).expect("create");
+    assert!(matches!(
+        open(&dir, SnapshotMarker::default()),
+        Err(WalError::Locked(_))
+    ));
+    while wal.segment_names().len() < 3 {
+        let next = wal.last_index() + 1;
+        wal.save(None, &[entry(1, next)]).expect("save");
+    }
+    assert!(
+        matches!(
+            open(&dir, SnapshotMarker::default()),
+            Err(WalError::Locked(_))
+        ),
+        "every segment stays locked across cuts"
+    );
+    drop(wal);
+    let (_wal, replay) = open(&dir, SnapshotMarker::default()).expect("lock released on drop");
+    assert!(!replay.entries.is_empty());
+    assert!(matches!(
+        open(&dir, SnapshotMarker::default()),
+        Err(WalError::Locked(_))
+    ));
+}
