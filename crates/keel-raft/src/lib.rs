@@ -43,6 +43,51 @@
 //!
 //! The byte format of configuration changes carried in entries is specified on
 //! [`ConfChange::encode`].
+//!
+//! # Driving a node
+//!
+//! The application owns the node and runs this loop (the order of steps is the contract
+//! documented on [`Ready`]):
+//!
+//! ```
+//! use keel_raft::{Config, ConfState, EntryKind, MemStorage, RawNode, StateRole};
+//!
+//! let voters = ConfState { voters: vec![1], ..ConfState::default() };
+//! let mut node = RawNode::new(&Config::new(1), MemStorage::new_with_conf_state(voters))?;
+//! node.campaign()?;
+//! let mut applied = Vec::new();
+//! let mut proposed = false;
+//! for _ in 0..10 {
+//!     if node.status().soft_state.role == StateRole::Leader && !proposed {
+//!         node.propose(b"hello".to_vec())?;
+//!         proposed = true;
+//!     }
+//!     if !node.has_ready() {
+//!         node.tick();
+//!         continue;
+//!     }
+//!     let rd = node.ready();
+//!     // 1. send rd.messages (none in a one-node cluster)
+//!     let storage = node.storage_mut();
+//!     if let Some(snapshot) = &rd.snapshot {
+//!         storage.apply_snapshot(snapshot.clone())?; // 2.
+//!     }
+//!     storage.append(&rd.entries)?; // 3.
+//!     if let Some(hs) = rd.hard_state {
+//!         storage.set_hard_state(hs);
+//!     }
+//!     // 4. send rd.persisted_messages
+//!     for entry in &rd.committed_entries {
+//!         // 5. apply
+//!         if entry.kind == EntryKind::Normal && !entry.data.is_empty() {
+//!             applied.push(entry.data.clone());
+//!         }
+//!     }
+//!     node.advance(rd); // 6.
+//! }
+//! assert_eq!(applied, vec![b"hello".to_vec()]);
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
 
 mod confchange;
 mod config;
