@@ -541,8 +541,8 @@ impl<D: Disk> Wal<D> {
         }
         for pair in entries.windows(2) {
             assert_eq!(
-                pair[1].index,
-                pair[0].index + 1,
+                pair[0].index.checked_add(1),
+                Some(pair[1].index),
                 "entries of one batch must have consecutive indices"
             );
         }
