@@ -65,7 +65,7 @@ struct Args {
     /// Mean virtual milliseconds between fault events (crashes, partitions,
     /// membership changes, leader transfers).
     #[arg(long, default_value_t = 120)]
-    fault_interval_ms: u64,
+    fault_interval_ms: u32,
     /// Chance, per thousand, that the network drops a message.
     #[arg(long, default_value_t = 20)]
     drop_per_mille: u32,
@@ -84,7 +84,7 @@ struct Args {
 fn config_for(args: &Args, seed: u64) -> SimConfig {
     let mut c = SimConfig::new(seed, args.nodes);
     c.fault_phase_ms = args.steps;
-    c.faults.mean_fault_interval_ms = args.fault_interval_ms;
+    c.faults.mean_fault_interval_ms = Some(args.fault_interval_ms);
     c.faults.network.drop_per_mille = args.drop_per_mille;
     c.workload.clients = args.clients;
     if let Some(bytes) = args.max_append_bytes {

@@ -132,8 +132,9 @@ pub struct Faults {
     pub compaction: bool,
     /// Leadership transfers.
     pub leader_transfer: bool,
-    /// Mean virtual milliseconds between fault events.
-    pub mean_fault_interval_ms: u64,
+    /// Mean virtual milliseconds between fault events (crashes,
+    /// partitions, membership changes, leader transfers); `None` for none.
+    pub mean_fault_interval_ms: Option<u32>,
 }
 
 impl Faults {
@@ -151,7 +152,7 @@ impl Faults {
             membership: true,
             compaction: true,
             leader_transfer: true,
-            mean_fault_interval_ms: 120,
+            mean_fault_interval_ms: Some(120),
         }
     }
 
@@ -164,7 +165,7 @@ impl Faults {
             membership: false,
             compaction: false,
             leader_transfer: false,
-            mean_fault_interval_ms: u64::MAX,
+            mean_fault_interval_ms: None,
         }
     }
 }
@@ -532,7 +533,7 @@ impl Simulation {
     fn step_ms(&mut self) -> Result<(), Failure> {
         self.now_ms += 1;
         if !self.quiescing {
-            self.maybe_fault()?;
+            self.maybe_fault();
         }
         self.restart_due();
         self.net.heal_expired(self.now_ms);
@@ -1067,14 +1068,13 @@ impl Simulation {
         }
     }
 
-    fn maybe_fault(&mut self) -> Result<(), Failure> {
+    fn maybe_fault(&mut self) {
         let faults = self.config.faults;
-        if faults.mean_fault_interval_ms == u64::MAX
-            || !self
-                .rng
-                .random_ratio(1, faults.mean_fault_interval_ms.max(1) as u32)
-        {
-            return Ok(());
+        let Some(interval_ms) = faults.mean_fault_interval_ms else {
+            return;
+        };
+        if !self.rng.random_ratio(1, interval_ms.max(1)) {
+            return;
         }
         match self.rng.random_range(0..8) {
             0 | 1 if faults.crashes => self.fault_crash(),
@@ -1088,7 +1088,6 @@ impl Simulation {
             7 if faults.leader_transfer => self.fault_transfer(),
             _ => {}
         }
-        Ok(())
     }
 
     fn fault_crash(&mut self) {

@@ -14,7 +14,7 @@ const SEED_BUDGET: u64 = 200;
 fn long_config(seed: u64) -> SimConfig {
     let mut c = SimConfig::new(seed, 3);
     c.fault_phase_ms = 20_000;
-    c.faults.mean_fault_interval_ms = 40;
+    c.faults.mean_fault_interval_ms = Some(40);
     c
 }
 
