@@ -7,12 +7,14 @@ use std::path::PathBuf;
 
 use prost::Message as _;
 
-const PROTOS: [&str; 5] = [
+const PROTOS: [&str; 7] = [
     "proto/mvccpb/kv.proto",
     "proto/authpb/auth.proto",
     "proto/etcdserverpb/rpc.proto",
     "proto/v3lockpb/v3lock.proto",
     "proto/v3electionpb/v3election.proto",
+    "proto/keelpb/raft.proto",
+    "proto/keelpb/internal.proto",
 ];
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -22,10 +24,21 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
     let fds = protox::compile(PROTOS, ["proto"])?;
     let out_dir = PathBuf::from(std::env::var("OUT_DIR")?);
-    std::fs::write(out_dir.join("keel_descriptor.bin"), fds.encode_to_vec())?;
+    // The descriptor set served for reflection is etcd's client API only: Keel's peer
+    // protocol (`keelpb`) is generated below but is not part of that API.
+    let mut client_api = fds.clone();
+    client_api
+        .file
+        .retain(|file| file.package.as_deref() != Some("keelpb"));
+    std::fs::write(
+        out_dir.join("keel_descriptor.bin"),
+        client_api.encode_to_vec(),
+    )?;
     tonic_prost_build::configure()
         .build_client(true)
         .build_server(true)
+        // The snapshot header would make every data chunk as large as itself.
+        .boxed(".keelpb.SnapshotChunk.part.header")
         .compile_fds(fds)?;
     Ok(())
 }

@@ -120,7 +120,15 @@ pub mod v3electionpb {
     include!(concat!(env!("OUT_DIR"), "/v3electionpb.rs"));
 }
 
-/// Encoded `google.protobuf.FileDescriptorSet` of every proto file in this
-/// crate, source info included, as served by gRPC reflection.
+/// Keel's own peer protocol and Raft proposals (`proto/keelpb/raft.proto` and
+/// `proto/keelpb/internal.proto`): Raft messages between Keel members, the request
+/// envelope proposed through Raft, and the membership record. Not part of etcd's
+/// client API and not in [`FILE_DESCRIPTOR_SET`].
+pub mod keelpb {
+    include!(concat!(env!("OUT_DIR"), "/keelpb.rs"));
+}
+
+/// Encoded `google.protobuf.FileDescriptorSet` of etcd's client API proto files in
+/// this crate (not `keelpb`), source info included, as served by gRPC reflection.
 pub const FILE_DESCRIPTOR_SET: &[u8] =
     include_bytes!(concat!(env!("OUT_DIR"), "/keel_descriptor.bin"));
