@@ -37,9 +37,9 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use keel_raft::{
-    ConfChange, ConfChangeType, ConfState, Config, Entry, EntryKind, MemStorage, Message,
-    MessageType, NodeId, RawNode, Ready, Snapshot, SnapshotMetadata, SnapshotStatus, StateRole,
-    Storage,
+    ConfChange, ConfChangeSingle, ConfChangeTransition, ConfChangeType, ConfState, Config, Entry,
+    EntryKind, MemStorage, Message, MessageType, NodeId, RawNode, Ready, Snapshot,
+    SnapshotMetadata, SnapshotStatus, StateRole, Storage,
 };
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
@@ -252,6 +252,8 @@ pub struct Stats {
     pub crashes: u64,
     /// Membership changes applied by some node.
     pub conf_changes_applied: u64,
+    /// Of those, the ones that entered a joint configuration.
+    pub joint_configs_entered: u64,
     /// Snapshots installed from a leader.
     pub snapshots_installed: u64,
     /// Log compactions.
@@ -554,6 +556,7 @@ impl Simulation {
         if self.now_ms.is_multiple_of(LOG_CHECK_EVERY_MS) {
             self.check_logs()?;
             self.retire_removed();
+            self.leave_joint();
         }
         Ok(())
     }
@@ -826,6 +829,7 @@ impl Simulation {
                     })?;
                 node.raw.storage_mut().set_conf_state(conf.clone());
                 self.stats.conf_changes_applied += 1;
+                self.stats.joint_configs_entered += u64::from(!conf.voters_outgoing.is_empty());
                 self.trace(|| format!("node {id} applies {cc:?} -> {conf:?}"));
             }
         }
@@ -1188,6 +1192,11 @@ impl Simulation {
         }
     }
 
+    /// Proposes a membership change on the leader: add a voter or a learner
+    /// (a fresh node), promote or remove a learner, remove a voter, or
+    /// replace a voter through joint consensus (leaving it automatically or,
+    /// with the explicit transition, when [`Simulation::leave_joint`]
+    /// proposes it).
     fn fault_membership(&mut self) {
         let Some(leader) = self.leader() else {
             return;
@@ -1199,36 +1208,70 @@ impl Simulation {
         if !conf.voters_outgoing.is_empty() {
             return;
         }
-        let can_add = self.next_node_id <= self.config.nodes + MAX_EXTRA_NODES
+        let fresh = self.next_node_id;
+        let can_add = fresh <= self.config.nodes + MAX_EXTRA_NODES
             && (conf.voters.len() + conf.learners.len()) < self.config.nodes as usize + 2;
         let can_remove_voter = conf.voters.len() > self.config.nodes.min(3) as usize;
-        let mut options: Vec<(ConfChangeType, NodeId)> = Vec::new();
+        let single = |kind, id| vec![ConfChangeSingle { kind, node_id: id }];
+        let mut options: Vec<Vec<ConfChangeSingle>> = Vec::new();
         if can_add {
-            options.push((ConfChangeType::AddLearner, self.next_node_id));
-            options.push((ConfChangeType::AddNode, self.next_node_id));
+            options.push(single(ConfChangeType::AddLearner, fresh));
+            options.push(single(ConfChangeType::AddNode, fresh));
+            for &v in &conf.voters {
+                let mut replace = single(ConfChangeType::AddNode, fresh);
+                replace.extend(single(ConfChangeType::RemoveNode, v));
+                options.push(replace);
+            }
         }
         for &l in &conf.learners {
-            options.push((ConfChangeType::AddNode, l));
-            options.push((ConfChangeType::RemoveNode, l));
+            options.push(single(ConfChangeType::AddNode, l));
+            options.push(single(ConfChangeType::RemoveNode, l));
         }
         if can_remove_voter {
             for &v in &conf.voters {
-                options.push((ConfChangeType::RemoveNode, v));
+                options.push(single(ConfChangeType::RemoveNode, v));
             }
         }
         if options.is_empty() {
             return;
         }
-        let (kind, target) = options[self.rng.random_range(0..options.len())];
+        let changes = options.swap_remove(self.rng.random_range(0..options.len()));
+        let transition = [
+            ConfChangeTransition::Auto,
+            ConfChangeTransition::Implicit,
+            ConfChangeTransition::Explicit,
+        ][self.rng.random_range(0..3)];
+        let adds_fresh = changes.iter().any(|c| c.node_id == fresh);
+        let cc = ConfChange {
+            transition,
+            changes,
+            context: Vec::new(),
+        };
+        self.trace(|| format!("leader {leader} proposes {cc:?}"));
         let node = self.node(leader).expect("leader is running");
-        let result = node
-            .raw
-            .propose_conf_change(ConfChange::single(kind, target));
-        self.trace(|| format!("leader {leader} proposes {kind:?} {target}: {result:?}"));
-        if result.is_ok() && target == self.next_node_id {
+        let result = node.raw.propose_conf_change(cc);
+        self.trace(|| format!("... {result:?}"));
+        if result.is_ok() && adds_fresh {
             self.next_node_id += 1;
-            self.start(target, MemStorage::new());
+            self.start(fresh, MemStorage::new());
         }
+    }
+
+    /// Proposes leaving a joint configuration that does not leave by
+    /// itself (the explicit transition).
+    fn leave_joint(&mut self) {
+        let Some(leader) = self.leader() else {
+            return;
+        };
+        let node = self.node(leader).expect("leader is running");
+        let conf = node.raw.storage().conf_state();
+        if conf.voters_outgoing.is_empty() || conf.auto_leave {
+            return;
+        }
+        let result = node.raw.propose_conf_change(ConfChange::leave_joint());
+        self.trace(|| {
+            format!("leader {leader} proposes to leave the joint configuration: {result:?}")
+        });
     }
 
     fn fault_transfer(&mut self) {
