@@ -524,6 +524,9 @@ impl Simulation {
                 break;
             }
             if self.now_ms >= deadline {
+                // A cluster stuck after healing may be hiding a safety
+                // violation; the history says more than "stuck".
+                self.check_history()?;
                 return Err(Failure::NoConvergence {
                     ms: QUIESCE_LIMIT_MS,
                 });
@@ -1396,6 +1399,10 @@ impl Simulation {
                 });
             }
         }
+        self.check_history()
+    }
+
+    fn check_history(&self) -> Result<(), Failure> {
         let model = Register::<u64, u64>::new();
         match linearizability::check(&model, self.workload.history(), CheckOptions::default()) {
             CheckResult::Linearizable => Ok(()),

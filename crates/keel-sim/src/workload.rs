@@ -370,3 +370,116 @@ impl Workload {
         self.refused
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::linearizability::Outcome;
+    use rand::SeedableRng;
+
+    fn one_client() -> (Workload, SmallRng) {
+        let mut rng = SmallRng::seed_from_u64(3);
+        let config = WorkloadConfig {
+            clients: 1,
+            keys: 2,
+            timeout_ms: 100,
+            max_think_ms: 0,
+        };
+        (Workload::new(config, &mut rng), rng)
+    }
+
+    fn same_operation(a: Request, b: Request) -> bool {
+        a.with_id(0) == b.with_id(0)
+    }
+
+    #[test]
+    fn a_timed_out_operation_is_retried_as_a_new_request_a_bounded_number_of_times() {
+        let (mut w, mut rng) = one_client();
+        let mut now = 0;
+        let first = w.due(&mut rng, now)[0].request;
+        let mut sent = vec![first];
+        w.sent(0, first, 1, now);
+        for _ in 1..MAX_ATTEMPTS {
+            now += 100;
+            let abandoned = w.expire(&mut rng, now);
+            assert_eq!(abandoned.len(), 1);
+            let retry = w.due(&mut rng, now)[0].request;
+            assert!(same_operation(retry, first), "{retry:?} is not {first:?}");
+            assert!(
+                sent.iter().all(|r| r.id() != retry.id()),
+                "request ids repeat"
+            );
+            w.sent(0, retry, 2, now);
+            sent.push(retry);
+        }
+        now += 100;
+        w.expire(&mut rng, now);
+        let next = w.due(&mut rng, now)[0].request;
+        assert!(sent.iter().all(|r| r.id() != next.id()));
+        assert_eq!(w.unknown(), u64::from(MAX_ATTEMPTS));
+        assert_eq!(w.history().len(), MAX_ATTEMPTS as usize);
+        assert!(
+            w.history()
+                .operations()
+                .all(|op| op.outcome == Outcome::Unknown)
+        );
+    }
+
+    #[test]
+    fn a_refused_operation_leaves_no_trace_and_is_retried() {
+        let (mut w, mut rng) = one_client();
+        let first = w.due(&mut rng, 0)[0].request;
+        w.refused(0, &mut rng, 0);
+        assert!(w.history().is_empty());
+        let retry = w.due(&mut rng, 1)[0].request;
+        assert!(same_operation(retry, first));
+        assert_eq!(w.refused_count(), 1);
+    }
+
+    #[test]
+    fn late_answers_are_ignored_and_acknowledged_changes_recorded() {
+        let (mut w, mut rng) = one_client();
+        let mut now = 0;
+        // Run until the client picks a change, answering reads on the way.
+        let change = loop {
+            let r = w.due(&mut rng, now)[0].request;
+            w.sent(0, r, 1, now);
+            match r {
+                Request::Read { request, .. } => {
+                    w.answer(0, request, RegisterOutput::Read(None), 1, &mut rng, now)
+                }
+                Request::Change(_) => break r,
+            }
+            now += 1;
+        };
+        w.answer(
+            0,
+            change.id() + 1_000,
+            RegisterOutput::Written,
+            1,
+            &mut rng,
+            now,
+        );
+        assert!(
+            w.has_outstanding(),
+            "an answer to another request completed this one"
+        );
+        let output = match change {
+            Request::Change(Command::Write { .. }) => RegisterOutput::Written,
+            _ => RegisterOutput::CompareAndSet(true),
+        };
+        w.answer(0, change.id(), output.clone(), 1, &mut rng, now + 1);
+        assert!(!w.has_outstanding());
+        assert_eq!(w.acknowledged_changes(), &[change.id()]);
+        // The same answer again changes nothing.
+        w.answer(0, change.id(), output, 1, &mut rng, now + 2);
+        assert_eq!(w.acknowledged_changes(), &[change.id()]);
+    }
+
+    #[test]
+    fn a_stopped_workload_starts_nothing_new() {
+        let (mut w, mut rng) = one_client();
+        w.stop();
+        assert!(w.due(&mut rng, 1_000).is_empty());
+    }
+}
