@@ -1,0 +1,16 @@
+//! placeholder
+mod error;
+mod event;
+mod history;
+mod json;
+mod node;
+mod stats;
+mod store;
+pub mod time;
+mod watch;
+
+pub use error::{ErrorCode, V2Error};
+pub use event::{Action, Event, NodeExtern};
+pub use stats::Stats;
+pub use store::{HISTORY_CAPACITY, STORE_VERSION, Store, TtlOptions};
+pub use watch::{WATCHER_CHANNEL_CAPACITY, Watcher, WatcherId};
