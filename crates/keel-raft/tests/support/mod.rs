@@ -84,6 +84,8 @@ pub struct Cluster {
     /// term → leader, for election safety.
     pub leaders: BTreeMap<u64, NodeId>,
     pub delivered: u64,
+    /// index → term of every entry applied on any node (state machine safety).
+    pub applied_terms: BTreeMap<u64, u64>,
     /// Whether the network reports snapshot delivery to the sender (as etcd's transport
     /// does); tests of the reporting itself turn it off and report by hand.
     pub report_snapshots: bool,
@@ -114,6 +116,7 @@ impl Cluster {
             filter: None,
             leaders: BTreeMap::new(),
             delivered: 0,
+            applied_terms: BTreeMap::new(),
             report_snapshots: true,
         }
     }
@@ -215,10 +218,24 @@ impl Cluster {
             node.applied_index = snap.metadata.index;
         }
         storage.append(&rd.entries).expect("append");
+        if rd.soft_state.is_some_and(|ss| ss.role == StateRole::Leader) {
+            // Leader completeness: a new leader holds every entry applied anywhere (unless
+            // compacted into its snapshot).
+            use keel_raft::Storage;
+            let s = node.raw.storage();
+            let first = s.first_index().expect("first index");
+            for (&index, &term) in self.applied_terms.range(first..) {
+                assert_eq!(
+                    s.term(index).ok(),
+                    Some(term),
+                    "new leader {id} lacks applied entry {index}@{term}"
+                );
+            }
+        }
         if let Some(hs) = rd.hard_state {
             assert!(hs.term >= node.persisted_term, "persisted term went back");
             node.persisted_term = hs.term;
-            storage.set_hard_state(hs);
+            node.raw.storage_mut().set_hard_state(hs);
         }
         self.in_flight.extend(rd.persisted_messages.iter().cloned());
         for e in &rd.committed_entries {
@@ -235,6 +252,13 @@ impl Cluster {
                     node.raw.storage_mut().set_conf_state(cs);
                 }
             }
+            let known = self.applied_terms.insert(e.index, e.term);
+            assert!(
+                known.is_none_or(|t| t == e.term),
+                "index {} applied with terms {known:?} and {}",
+                e.index,
+                e.term
+            );
             node.applied.push(e.clone());
         }
         node.reads.extend(rd.read_states.iter().cloned());
