@@ -1381,11 +1381,13 @@ impl Simulation {
             .iter()
             .filter(|(id, _)| members.contains(id))
             .collect();
-        let (first_id, first) = converged[0];
-        for &&(id, node) in &converged[1..] {
+        let Some((&&(first_id, first), rest)) = converged.split_first() else {
+            unreachable!("converged() saw every member of a non-empty membership running");
+        };
+        for &&(id, node) in rest {
             if node.registers != first.registers {
                 return Err(Failure::Diverged {
-                    a: *first_id,
+                    a: first_id,
                     b: id,
                     index: node.applied,
                 });
@@ -1395,7 +1397,7 @@ impl Simulation {
             if !first.registers.has_applied(request) {
                 return Err(Failure::LostWrite {
                     request,
-                    node: *first_id,
+                    node: first_id,
                 });
             }
         }
