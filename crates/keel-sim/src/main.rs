@@ -26,6 +26,8 @@ enum Bug {
     VotesBeforePersist,
     /// Harness: answer reads locally, without ReadIndex.
     LocalReads,
+    /// Harness: acknowledge writes when proposed, before they commit.
+    AckBeforeCommit,
     /// keel-raft: commit entries of previous terms by counting replicas.
     CommitPreviousTerm,
 }
@@ -36,6 +38,7 @@ impl Bug {
             Bug::SendBeforePersist => "send-before-persist",
             Bug::VotesBeforePersist => "votes-before-persist",
             Bug::LocalReads => "local-reads",
+            Bug::AckBeforeCommit => "ack-before-commit",
             Bug::CommitPreviousTerm => "commit-previous-term",
         }
     }
@@ -97,6 +100,7 @@ fn config_for(args: &Args, seed: u64) -> SimConfig {
         }
         Some(Bug::VotesBeforePersist) => c.harness_bug = Some(HarnessBug::SendVotesEarly),
         Some(Bug::LocalReads) => c.harness_bug = Some(HarnessBug::LocalReads),
+        Some(Bug::AckBeforeCommit) => c.harness_bug = Some(HarnessBug::AckBeforeCommit),
         Some(Bug::CommitPreviousTerm) => {
             c.raft_bug = Some(keel_raft::PlantedBug::CommitPreviousTermEntries);
         }

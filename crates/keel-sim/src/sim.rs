@@ -85,6 +85,9 @@ pub enum HarnessBug {
     /// serializable read passed off as linearizable): a deposed leader or
     /// a lagging follower serves stale values.
     LocalReads,
+    /// Acknowledge a write as soon as it is proposed, before it commits: a
+    /// leader that crashes or is deposed loses it.
+    AckBeforeCommit,
 }
 
 impl HarnessBug {
@@ -99,7 +102,7 @@ impl HarnessBug {
                     | MessageType::RequestPreVote
                     | MessageType::RequestPreVoteResponse
             ),
-            HarnessBug::LocalReads => false,
+            HarnessBug::LocalReads | HarnessBug::AckBeforeCommit => false,
         }
     }
 }
@@ -1007,6 +1010,7 @@ impl Simulation {
         let invocations = self.workload.due(&mut self.rng, self.now_ms);
         let running = self.running();
         let local_reads = self.config.harness_bug == Some(HarnessBug::LocalReads);
+        let early_acks = self.config.harness_bug == Some(HarnessBug::AckBeforeCommit);
         for inv in invocations {
             let target = match inv.preferred_node {
                 Some(n) if running.contains(&n) => n,
@@ -1063,8 +1067,21 @@ impl Simulation {
                             node.pending_changes.insert(command.request(), pending);
                         }
                     }
+                    let hint = node.leader_id;
                     self.workload
                         .sent(inv.client, inv.request, target, self.now_ms);
+                    if let (true, Request::Change(Command::Write { request, .. })) =
+                        (early_acks, inv.request)
+                    {
+                        self.workload.answer(
+                            inv.client,
+                            request,
+                            RegisterOutput::Written,
+                            hint,
+                            &mut self.rng,
+                            self.now_ms,
+                        );
+                    }
                 }
                 Err(e) => {
                     self.trace(|| format!("node {target} refuses {:?}: {e}", inv.request));

@@ -88,6 +88,19 @@ fn reads_that_skip_read_index_are_caught_as_not_linearizable() {
 }
 
 #[test]
+fn acknowledging_writes_before_they_commit_is_caught_as_lost_writes() {
+    assert_some_seed_fails_with(
+        |seed| {
+            let mut c = SimConfig::new(seed, 3);
+            c.harness_bug = Some(HarnessBug::AckBeforeCommit);
+            c
+        },
+        |f| matches!(f, Failure::LostWrite { .. }),
+        "a lost acknowledged write",
+    );
+}
+
+#[test]
 fn committing_previous_term_entries_by_counting_replicas_is_caught() {
     // The Raft paper's Figure 8: an entry from an earlier term is declared
     // committed once a majority holds it, and a later leader that never had
