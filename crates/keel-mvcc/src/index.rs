@@ -9,13 +9,15 @@
 //! Invariants: revisions of a key only grow; only the last generation may be empty;
 //! a key whose only generation is empty is removed from the tree.
 //!
-//! Memory: a key costs one tree slot (the boxed key and the boxed history, 32 bytes)
-//! plus two heap blocks: the key bytes and the packed history. The history is one
-//! `[i64]`: per generation `ver, created.main, created.sub, n`, then `n` pairs
-//! `main, sub`; a key put once takes 6 words. Reads walk the packed form in place;
-//! writes unpack it into a list of generations, change that and pack it again.
+//! Memory: a key costs one tree slot (a boxed byte slice, 16 bytes) and one heap block
+//! holding, as LEB128 varints: the key length, the key bytes, then per generation
+//! `ver, created.main, created.sub, n` and `n` pairs `main, sub`. A 12-byte key put
+//! once at a revision near a million takes 23 bytes. Reads decode the block in place;
+//! writes take the entry out of the tree, unpack it into a list of generations,
+//! change that and insert the repacked entry.
 
-use std::collections::{BTreeMap, HashSet};
+use std::borrow::Borrow;
+use std::collections::{BTreeSet, HashSet};
 use std::ops::Bound;
 
 use crate::revision::Revision;
@@ -112,6 +114,13 @@ impl Generations {
         };
     }
 
+    /// Restores a key whose only record left in the backend is a tombstone (kept by a
+    /// compaction at its revision); its creation was compacted away (etcd PR #19188).
+    fn restore_tombstone(&mut self, rev: Revision) {
+        self.restore(Revision::default(), rev, 1);
+        self.generations.push(Generation::empty());
+    }
+
     /// Ends the live generation; `false` if the key is not live.
     fn tombstone(&mut self, rev: Revision) -> bool {
         if self.last_mut().is_empty() {
@@ -156,6 +165,10 @@ impl Generations {
 
     /// Finds the generation and the newest revision at or below `at` that compaction at
     /// `at` keeps, adding that revision to `available`.
+    ///
+    /// A generation whose tombstone is exactly at `at` is kept (etcd PR #18274, in
+    /// 3.4.34/3.5.15): otherwise a watcher resuming at the compaction point would miss
+    /// that deletion.
     fn do_compact(&self, at: i64, available: &mut HashSet<Revision>) -> (usize, Option<usize>) {
         let mut gen_idx = 0;
         while gen_idx < self.generations.len() - 1 {
@@ -163,7 +176,7 @@ impl Generations {
                 .revs
                 .last()
                 .expect("only the last generation may be empty");
-            if tomb.main > at {
+            if tomb.main >= at {
                 break;
             }
             gen_idx += 1;
@@ -178,21 +191,15 @@ impl Generations {
 
     fn compact(&mut self, at: i64, available: &mut HashSet<Revision>) {
         assert!(!self.is_empty(), "compacting an empty key index");
-        let (mut gen_idx, rev_idx) = self.do_compact(at, available);
-        let last = self.generations.len() - 1;
-        let g = &mut self.generations[gen_idx];
-        if !g.is_empty() {
-            if let Some(i) = rev_idx {
-                g.revs.drain(..i);
-            }
-            if g.revs.len() == 1 && gen_idx != last {
-                available.remove(&g.revs[0]);
-                gen_idx += 1;
-            }
+        let (gen_idx, rev_idx) = self.do_compact(at, available);
+        if let Some(i) = rev_idx {
+            self.generations[gen_idx].revs.drain(..i);
         }
         self.generations.drain(..gen_idx);
     }
 
+    /// Unlike `compact`, leaves out a tombstone at exactly `at`, as etcd does, so that
+    /// `HashKV` stays the same across versions and compaction progress.
     fn keep(&self, at: i64, available: &mut HashSet<Revision>) {
         if self.is_empty() {
             return;
@@ -212,123 +219,198 @@ impl Generations {
     }
 }
 
-const GEN_HEADER_WORDS: usize = 4;
-
-/// All generations of one key, packed into one heap block (see the module docs).
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct KeyIndex {
-    packed: Box<[i64]>,
-}
-
-/// One generation read in place from the packed form.
-struct GenView<'a> {
-    ver: i64,
-    created: Revision,
-    /// `main, sub` pairs.
-    revs: &'a [i64],
-}
-
-impl GenView<'_> {
-    fn len(&self) -> usize {
-        self.revs.len() / 2
-    }
-
-    fn rev(&self, i: usize) -> Revision {
-        Revision::new(self.revs[2 * i], self.revs[2 * i + 1])
+/// Appends `n` as LEB128 (7 bits a byte, low bits first).
+fn put_varint(out: &mut Vec<u8>, n: i64) {
+    let mut n = u64::try_from(n).expect("index integers are never negative");
+    loop {
+        let low = u8::try_from(n & 0x7f).expect("seven bits fit a byte");
+        n >>= 7;
+        if n == 0 {
+            out.push(low);
+            return;
+        }
+        out.push(low | 0x80);
     }
 }
 
-fn word(n: usize) -> i64 {
-    i64::try_from(n).expect("revision count fits i64")
+/// Reads what [`put_varint`] wrote; the bytes come only from [`Entry::new`].
+struct Reader<'a> {
+    bytes: &'a [u8],
 }
 
-impl KeyIndex {
-    fn pack(gens: &Generations) -> Self {
-        let words: usize = gens
-            .generations
-            .iter()
-            .map(|g| GEN_HEADER_WORDS + 2 * g.revs.len())
-            .sum();
-        let mut packed = Vec::with_capacity(words);
+impl Reader<'_> {
+    fn is_empty(&self) -> bool {
+        self.bytes.is_empty()
+    }
+
+    fn int(&mut self) -> i64 {
+        let mut n: u64 = 0;
+        let mut shift = 0;
+        loop {
+            let (&b, rest) = self
+                .bytes
+                .split_first()
+                .expect("a packed history ends on a whole integer");
+            self.bytes = rest;
+            n |= u64::from(b & 0x7f) << shift;
+            if b & 0x80 == 0 {
+                return i64::try_from(n).expect("packed integers were non-negative i64");
+            }
+            shift += 7;
+            assert!(shift < 64, "varint longer than 64 bits");
+        }
+    }
+
+    fn len(&mut self) -> usize {
+        usize::try_from(self.int()).expect("lengths fit usize")
+    }
+
+    fn rev(&mut self) -> Revision {
+        let main = self.int();
+        Revision::new(main, self.int())
+    }
+}
+
+/// One key and its whole history in a single heap block (see the module docs). Order
+/// and equality are the key's, so the tree can be searched with a plain `&[u8]`.
+#[derive(Clone, Debug)]
+struct Entry(Box<[u8]>);
+
+impl Entry {
+    fn new(key: &[u8], gens: &Generations) -> Self {
+        let mut out = Vec::with_capacity(key.len() + 16);
+        put_varint(
+            &mut out,
+            i64::try_from(key.len()).expect("key length fits i64"),
+        );
+        out.extend_from_slice(key);
         for g in &gens.generations {
-            packed.extend_from_slice(&[g.ver, g.created.main, g.created.sub, word(g.revs.len())]);
+            put_varint(&mut out, g.ver);
+            put_varint(&mut out, g.created.main);
+            put_varint(&mut out, g.created.sub);
+            put_varint(
+                &mut out,
+                i64::try_from(g.revs.len()).expect("count fits i64"),
+            );
             for r in &g.revs {
-                packed.extend_from_slice(&[r.main, r.sub]);
+                put_varint(&mut out, r.main);
+                put_varint(&mut out, r.sub);
             }
         }
-        assert_eq!(packed.len(), words, "packed size computed exactly");
-        Self {
-            packed: packed.into_boxed_slice(),
-        }
+        Self(out.into_boxed_slice())
     }
 
-    fn views(&self) -> impl Iterator<Item = GenView<'_>> {
-        let mut rest: &[i64] = &self.packed;
-        std::iter::from_fn(move || {
-            let (header, tail) = rest.split_first_chunk::<GEN_HEADER_WORDS>()?;
-            let n = usize::try_from(header[3]).expect("packed revision count is non-negative");
-            let (revs, tail) = tail.split_at(2 * n);
-            rest = tail;
-            Some(GenView {
-                ver: header[0],
-                created: Revision::new(header[1], header[2]),
-                revs,
-            })
-        })
+    /// Splits the block into the key and a reader positioned on the history.
+    fn parts(&self) -> (&[u8], Reader<'_>) {
+        let mut r = Reader { bytes: &self.0 };
+        let len = r.len();
+        let (key, history) = r.bytes.split_at(len);
+        (key, Reader { bytes: history })
+    }
+
+    fn key(&self) -> &[u8] {
+        self.parts().0
     }
 
     fn unpack(&self) -> Generations {
-        Generations {
-            generations: self
-                .views()
-                .map(|v| Generation {
-                    ver: v.ver,
-                    created: v.created,
-                    revs: (0..v.len()).map(|i| v.rev(i)).collect(),
-                })
-                .collect(),
+        let (_, mut r) = self.parts();
+        let mut generations = Vec::new();
+        while !r.is_empty() {
+            let ver = r.int();
+            let created = r.rev();
+            let n = r.len();
+            let revs = (0..n).map(|_| r.rev()).collect();
+            generations.push(Generation { ver, created, revs });
         }
-    }
-
-    fn update(&mut self, f: impl FnOnce(&mut Generations)) {
-        let mut gens = self.unpack();
-        f(&mut gens);
-        *self = Self::pack(&gens);
+        Generations { generations }
     }
 
     /// The key's state at revision `at`, `None` if it did not exist then. Walks the
     /// generations forward: the answer lies in the last non-empty generation created
     /// at or before `at`, unless a tombstone at or before `at` ended it.
-    pub fn get(&self, at: i64) -> Option<IndexEntry> {
-        let mut found: Option<(GenView<'_>, bool)> = None;
-        let mut views = self.views().peekable();
-        while let Some(v) = views.next() {
-            let is_last = views.peek().is_none();
-            if v.len() > 0 && v.rev(0).main <= at {
-                found = Some((v, is_last));
+    fn get(&self, at: i64) -> Option<IndexEntry> {
+        struct Found {
+            ver: i64,
+            created: Revision,
+            n: usize,
+            newest: (usize, Revision),
+            end_main: i64,
+            is_last: bool,
+        }
+        let (_, mut r) = self.parts();
+        let mut found = None;
+        while !r.is_empty() {
+            let ver = r.int();
+            let created = r.rev();
+            let n = r.len();
+            let mut first_main = i64::MAX;
+            let mut end_main = 0;
+            let mut newest = None;
+            for i in 0..n {
+                let rev = r.rev();
+                if i == 0 {
+                    first_main = rev.main;
+                }
+                end_main = rev.main;
+                if rev.main <= at {
+                    newest = Some((i, rev));
+                }
+            }
+            if first_main <= at {
+                found = Some(Found {
+                    ver,
+                    created,
+                    n,
+                    newest: newest.expect("the first revision is at or before `at`"),
+                    end_main,
+                    is_last: r.is_empty(),
+                });
             }
         }
-        let (g, is_last) = found?;
-        if !is_last && g.rev(g.len() - 1).main <= at {
+        let f = found?;
+        if !f.is_last && f.end_main <= at {
             return None;
         }
-        let n = (0..g.len()).rev().find(|&i| g.rev(i).main <= at)?;
+        let (i, modified) = f.newest;
+        let newer = i64::try_from(f.n - i - 1).expect("revision count fits i64");
         Some(IndexEntry {
-            modified: g.rev(n),
-            created: g.created,
-            version: g.ver - word(g.len() - n - 1),
+            modified,
+            created: f.created,
+            version: f.ver - newer,
         })
-    }
-
-    fn is_empty(&self) -> bool {
-        self.packed.len() == GEN_HEADER_WORDS && self.packed[3] == 0
     }
 }
 
-/// The ordered map from key to [`KeyIndex`].
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+impl PartialEq for Entry {
+    fn eq(&self, other: &Self) -> bool {
+        self.key() == other.key()
+    }
+}
+
+impl Eq for Entry {}
+
+impl PartialOrd for Entry {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for Entry {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        self.key().cmp(other.key())
+    }
+}
+
+impl Borrow<[u8]> for Entry {
+    fn borrow(&self) -> &[u8] {
+        self.key()
+    }
+}
+
+/// The ordered set of keys with their histories.
+#[derive(Clone, Debug, Default)]
 pub struct TreeIndex {
-    tree: BTreeMap<Box<[u8]>, KeyIndex>,
+    tree: BTreeSet<Entry>,
 }
 
 impl TreeIndex {
@@ -347,38 +429,54 @@ impl TreeIndex {
         self.tree.is_empty()
     }
 
+    /// Changes the history of `key` (an empty one if the key is new) with `f`.
+    fn update<T>(&mut self, key: &[u8], f: impl FnOnce(&mut Generations) -> T) -> T {
+        let mut gens = match self.tree.take(key) {
+            Some(entry) => entry.unpack(),
+            None => Generations::new(),
+        };
+        let out = f(&mut gens);
+        if !gens.is_empty() {
+            self.tree.insert(Entry::new(key, &gens));
+        }
+        out
+    }
+
     /// Records a put of `key` at `rev`.
     pub fn put(&mut self, key: &[u8], rev: Revision) {
-        match self.tree.get_mut(key) {
-            Some(ki) => ki.update(|g| g.put(rev)),
-            None => {
-                let mut g = Generations::new();
-                g.put(rev);
-                self.tree.insert(key.into(), KeyIndex::pack(&g));
-            }
-        }
+        self.update(key, |g| g.put(rev));
     }
 
     /// Rebuild path: records a put found in the backend.
     pub fn restore_put(&mut self, key: &[u8], created: Revision, rev: Revision, version: i64) {
-        match self.tree.get_mut(key) {
-            Some(ki) => ki.update(|g| g.put(rev)),
-            None => {
-                let mut g = Generations::new();
+        self.update(key, |g| {
+            if g.is_empty() {
                 g.restore(created, rev, version);
-                self.tree.insert(key.into(), KeyIndex::pack(&g));
+            } else {
+                g.put(rev);
             }
-        }
+        });
+    }
+
+    /// Rebuild path: records a tombstone found in the backend. A key seen first as a
+    /// tombstone (its history compacted away) is restored as deleted.
+    pub fn restore_tombstone(&mut self, key: &[u8], rev: Revision) {
+        self.update(key, |g| {
+            if g.is_empty() {
+                g.restore_tombstone(rev);
+            } else {
+                let ended = g.tombstone(rev);
+                assert!(ended, "backend holds two tombstones in a row for a key");
+            }
+        });
     }
 
     /// Records the deletion of `key` at `rev`; `false` if the key is not live.
     pub fn tombstone(&mut self, key: &[u8], rev: Revision) -> bool {
-        let Some(ki) = self.tree.get_mut(key) else {
+        if !self.tree.contains(key) {
             return false;
-        };
-        let mut ended = false;
-        ki.update(|g| ended = g.tombstone(rev));
-        ended
+        }
+        self.update(key, |g| g.tombstone(rev))
     }
 
     /// State of one key at `at`.
@@ -391,10 +489,10 @@ impl TreeIndex {
     pub fn range(&self, key: &[u8], end: &[u8], at: i64) -> Vec<(&[u8], IndexEntry)> {
         let mut out = Vec::new();
         if end.is_empty() {
-            if let Some((k, ki)) = self.tree.get_key_value(key)
-                && let Some(e) = ki.get(at)
+            if let Some(entry) = self.tree.get(key)
+                && let Some(e) = entry.get(at)
             {
-                out.push((&**k, e));
+                out.push((entry.key(), e));
             }
             return out;
         }
@@ -405,9 +503,9 @@ impl TreeIndex {
         } else {
             Bound::Excluded(end)
         };
-        for (k, ki) in self.tree.range::<[u8], _>((Bound::Included(key), upper)) {
-            if let Some(e) = ki.get(at) {
-                out.push((&**k, e));
+        for entry in self.tree.range::<[u8], _>((Bound::Included(key), upper)) {
+            if let Some(e) = entry.get(at) {
+                out.push((entry.key(), e));
             }
         }
         out
@@ -416,18 +514,29 @@ impl TreeIndex {
     /// Compacts every key at `at`; returns the revisions at or below `at` still needed.
     pub fn compact(&mut self, at: i64) -> HashSet<Revision> {
         let mut available = HashSet::new();
-        self.tree.retain(|_, ki| {
-            ki.update(|g| g.compact(at, &mut available));
-            !ki.is_empty()
-        });
+        let mut changed = Vec::new();
+        for entry in &self.tree {
+            let before = entry.unpack();
+            let mut after = before.clone();
+            after.compact(at, &mut available);
+            if after != before {
+                changed.push((entry.key().to_vec(), after));
+            }
+        }
+        for (key, gens) in changed {
+            self.tree.remove(key.as_slice());
+            if !gens.is_empty() {
+                self.tree.insert(Entry::new(&key, &gens));
+            }
+        }
         available
     }
 
     /// The revisions at or below `at` a compaction at `at` would keep.
     pub fn keep(&self, at: i64) -> HashSet<Revision> {
         let mut available = HashSet::new();
-        for ki in self.tree.values() {
-            ki.unpack().keep(at, &mut available);
+        for entry in &self.tree {
+            entry.unpack().keep(at, &mut available);
         }
         available
     }
@@ -478,7 +587,7 @@ mod tests {
         for (at, want) in cases {
             let got = ki.get(*at).map(|e| (e.modified, e.created.main, e.version));
             assert_eq!(got, *want, "get at {at}");
-            let packed = KeyIndex::pack(&ki);
+            let packed = Entry::new(b"k", &ki);
             let got = packed
                 .get(*at)
                 .map(|e| (e.modified, e.created.main, e.version));
@@ -489,15 +598,29 @@ mod tests {
     #[test]
     fn packing_round_trips_and_is_small() {
         let ki = history();
-        assert_eq!(KeyIndex::pack(&ki).unpack(), ki);
+        let entry = Entry::new(b"k", &ki);
+        assert_eq!(entry.unpack(), ki);
+        assert_eq!(entry.key(), b"k");
         let mut once = Generations::new();
-        once.put(rev(5));
-        assert_eq!(
-            KeyIndex::pack(&once).packed.len(),
-            6,
-            "a key put once takes 6 words"
-        );
-        assert!(KeyIndex::pack(&Generations::new()).is_empty());
+        once.put(rev(1_000_000));
+        let entry = Entry::new(b"key-00000001", &once);
+        assert_eq!(entry.0.len(), 23, "a 12-byte key put once near revision 1M");
+        assert_eq!(entry.unpack(), once);
+        let mut big = Generations::new();
+        big.put(Revision::new(i64::MAX, i64::MAX));
+        assert_eq!(Entry::new(&[0xff; 200], &big).unpack(), big);
+        assert!(Entry::new(b"k", &Generations::new()).unpack().is_empty());
+    }
+
+    #[test]
+    fn entries_order_and_compare_by_key_only() {
+        let mut one = Generations::new();
+        one.put(rev(1));
+        let mut two = Generations::new();
+        two.put(rev(2));
+        assert_eq!(Entry::new(b"a", &one), Entry::new(b"a", &two));
+        assert!(Entry::new(b"a", &two) < Entry::new(b"b", &one));
+        assert!(Entry::new(b"ab", &one) > Entry::new(b"a", &two));
     }
 
     #[test]
@@ -517,9 +640,13 @@ mod tests {
             ki.keep(at, &mut kept);
             let mut available = HashSet::new();
             ki.compact(at, &mut available);
-            assert_eq!(kept, available, "keep and compact agree at {at}");
+            // Compaction also keeps a tombstone at exactly `at`; keep() leaves it out.
+            let tombstones = [rev(6), rev(12), rev(16)];
+            let mut expected = kept.clone();
+            expected.extend(tombstones.iter().filter(|t| t.main == at));
+            assert_eq!(available, expected, "keep and compact agree at {at}");
             let full = history();
-            let packed = KeyIndex::pack(&ki);
+            let packed = Entry::new(b"k", &ki);
             for read_at in at..=18 {
                 let want = full.get(read_at).map(|e| (e.modified, e.version));
                 let got = ki.get(read_at).map(|e| (e.modified, e.version));
@@ -536,10 +663,30 @@ mod tests {
         tree.put(b"a", rev(1));
         tree.put(b"b", rev(2));
         assert!(tree.tombstone(b"a", rev(3)));
+        // A tombstone at the compaction point survives it, for watchers resuming there.
         let available = tree.compact(3);
-        assert_eq!(tree.len(), 1);
-        assert_eq!(available, HashSet::from([rev(2)]));
+        assert_eq!(tree.len(), 2);
+        assert_eq!(available, HashSet::from([rev(2), rev(3)]));
         assert!(tree.get(b"a", 3).is_none());
+        assert_eq!(tree.keep(3), HashSet::from([rev(2)]));
+        tree.put(b"b", rev(4));
+        let available = tree.compact(4);
+        assert_eq!(tree.len(), 1);
+        assert_eq!(available, HashSet::from([rev(4)]));
+    }
+
+    #[test]
+    fn rebuild_restores_a_lone_tombstone_as_deleted() {
+        let mut tree = TreeIndex::new();
+        tree.restore_tombstone(b"a", rev(3));
+        assert_eq!(tree.len(), 1);
+        assert!(tree.get(b"a", 3).is_none());
+        assert!(tree.get(b"a", 2).is_none());
+        tree.put(b"a", rev(5));
+        let e = tree.get(b"a", 5).expect("recreated");
+        assert_eq!((e.created, e.version), (rev(5), 1));
+        assert!(tree.compact(5).contains(&rev(5)));
+        assert_eq!(tree.len(), 1);
     }
 
     #[test]

@@ -151,8 +151,7 @@ impl Store {
                 let rev = Revision::from_bytes(k);
                 let rec = Record::decode(v)?;
                 if rec.tombstone {
-                    // A tombstone of a key whose history was compacted away ends nothing.
-                    index.tombstone(&rec.kv.key, rev);
+                    index.restore_tombstone(&rec.kv.key, rev);
                 } else {
                     let created = Revision::new(rec.kv.create_revision, 0);
                     index.restore_put(&rec.kv.key, created, rev, rec.kv.version);

@@ -243,7 +243,8 @@ impl WatchCheck {
                     self.next_rev,
                     resp.compact_revision
                 );
-                self.next_rev = resp.compact_revision + 1;
+                // Resume where a client would: at the compaction point.
+                self.next_rev = resp.compact_revision;
                 compacted = true;
                 continue;
             }
@@ -269,7 +270,9 @@ impl WatchCheck {
         compacted
     }
 
-    /// Follows up a compaction notice or a reopen with a new watcher.
+    /// Follows up a compaction notice or a reopen with a new watcher. A watcher may
+    /// start at the compaction point itself and still sees every event of it, since
+    /// compaction keeps a tombstone at exactly its revision.
     fn restart(&mut self, store: &mut Store) {
         *self = Self::start(store, self.capacity, self.next_rev);
     }
