@@ -41,6 +41,18 @@
 //!   any time after their invocation or never, and operations whose intervals touch are
 //!   treated as concurrent.
 //!
+//! # What is not simulated
+//!
+//! * Disk faults other than a torn tail: no bit flips, no lost fsyncs of data that was
+//!   acknowledged as durable, no slow disks.
+//! * Clocks: Raft only sees ticks, all nodes tick at the same rate (no skew, so nothing
+//!   here would catch a lease-based read bug).
+//! * Message corruption; the transport either delivers a message intact or not at all.
+//! * At most a minority of the initial cluster size is crashed at once (partitions can
+//!   still cut off any number of nodes).
+//! * The checker is exponential in the worst case; a search that exceeds its step budget
+//!   fails the run as inconclusive rather than passing it.
+//!
 //! # Byte formats
 //!
 //! The simulated state machine's commands and snapshots have a versioned little-endian
