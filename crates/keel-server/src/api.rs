@@ -14,6 +14,7 @@ use keel_proto::keelpb::{self, internal_request::Request};
 use prost::Message as _;
 use tokio::sync::{mpsc, oneshot};
 use tonic::{Response, Status};
+use tracing::Instrument as _;
 
 use crate::apply::Applied;
 use crate::convert;
@@ -84,7 +85,6 @@ impl Core {
             return Err(ApiError::RequestTooLarge);
         }
         let span = tracing::debug_span!("propose", request_id = format_args!("{id:x}"));
-        let _enter = span.enter();
         let (reply, applied) = oneshot::channel();
         let wait = async {
             self.node
@@ -93,7 +93,7 @@ impl Core {
                 .map_err(|_| ApiError::Stopped)?;
             applied.await.map_err(|_| ApiError::Stopped)?
         };
-        tokio::time::timeout(self.request_timeout, wait)
+        tokio::time::timeout(self.request_timeout, wait.instrument(span))
             .await
             .map_err(|_| ApiError::Timeout)?
     }

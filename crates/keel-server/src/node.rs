@@ -81,12 +81,12 @@ pub(crate) enum NodeInput {
     /// A client write.
     Propose(Proposal),
     /// A linearizable read: answered once applied ≥ the confirmed read index.
-    ReadIndex(oneshot::Sender<Result<(), ApiError>>),
+    ReadIndex(ReadWaiter),
     /// Messages from a peer.
     Peer(Vec<Message>),
     /// A snapshot message from a peer with the backend file it came with.
     PeerSnapshot {
-        message: Message,
+        message: Box<Message>,
         db: PathBuf,
         done: oneshot::Sender<Result<(), String>>,
     },
@@ -98,18 +98,21 @@ pub(crate) enum NodeInput {
     Stop,
 }
 
+/// Where a linearizable read learns it may go ahead.
+type ReadWaiter = oneshot::Sender<Result<(), ApiError>>;
+
 struct ReadBatch {
     ctx: u64,
-    waiters: Vec<oneshot::Sender<Result<(), ApiError>>>,
+    waiters: Vec<ReadWaiter>,
     issued_tick: u64,
 }
 
 /// ReadIndex batching: one `read_index` round serves every read queued behind it.
 #[derive(Default)]
 struct Reads {
-    pending: Vec<oneshot::Sender<Result<(), ApiError>>>,
+    pending: Vec<ReadWaiter>,
     in_flight: Option<ReadBatch>,
-    confirmed: Vec<(u64, Vec<oneshot::Sender<Result<(), ApiError>>>)>,
+    confirmed: Vec<(u64, Vec<ReadWaiter>)>,
     next_ctx: u64,
 }
 
@@ -295,7 +298,7 @@ impl Node {
                 }
             }
             NodeInput::PeerSnapshot { message, db, done } => {
-                let result = self.install_snapshot(message, &db);
+                let result = self.install_snapshot(*message, &db);
                 let _ = std::fs::remove_file(&db);
                 let _ = done.send(result);
             }
@@ -390,7 +393,7 @@ impl Node {
             .retry_lost(self.tick, self.settings.election_tick);
         self.reads.issue(&mut self.raw, self.tick);
         self.flush_queued();
-        if self.tick % self.settings.election_tick == 0 {
+        if self.tick.is_multiple_of(self.settings.election_tick) {
             // Handlers that timed out left their waiters behind.
             self.waiters.retain(|_, w| !w.is_closed());
             self.queued.retain(|p| !p.reply.is_closed());

@@ -401,7 +401,7 @@ impl Raft for RaftService {
         };
         let (done, installed) = oneshot::channel();
         let input = NodeInput::PeerSnapshot {
-            message,
+            message: Box::new(message),
             db: path.clone(),
             done,
         };

@@ -32,7 +32,14 @@ async fn put_get_delete_txn_compact_round_trip_with_headers() {
     assert_eq!(r.header.expect("header").revision, first_rev);
     assert_eq!(r.count, 1);
     assert_eq!(r.kvs[0].value, b"bar");
-    assert_eq!((r.kvs[0].create_revision, r.kvs[0].mod_revision, r.kvs[0].version), (first_rev, first_rev, 1));
+    assert_eq!(
+        (
+            r.kvs[0].create_revision,
+            r.kvs[0].mod_revision,
+            r.kvs[0].version
+        ),
+        (first_rev, first_rev, 1)
+    );
 
     let mut p = put("foo", "baz");
     p.prev_kv = true;
@@ -75,7 +82,10 @@ async fn put_get_delete_txn_compact_round_trip_with_headers() {
     assert_eq!(r.deleted, 1);
     assert_eq!(r.prev_kvs[0].value, b"baz");
     assert_eq!(r.header.expect("header").revision, first_rev + 3);
-    assert_eq!(kv.range(get("foo")).await.expect("get").into_inner().count, 0);
+    assert_eq!(
+        kv.range(get("foo")).await.expect("get").into_inner().count,
+        0
+    );
 
     let r = kv
         .compact(CompactionRequest {
@@ -92,9 +102,18 @@ async fn put_get_delete_txn_compact_round_trip_with_headers() {
     };
     let err = kv.range(old).await.expect_err("compacted");
     assert_eq!(err.code(), Code::OutOfRange);
-    assert_eq!(err.message(), "etcdserver: mvcc: required revision has been compacted");
+    assert_eq!(
+        err.message(),
+        "etcdserver: mvcc: required revision has been compacted"
+    );
 
-    let status = c.maintenance(0).await.status(StatusRequest {}).await.expect("status").into_inner();
+    let status = c
+        .maintenance(0)
+        .await
+        .status(StatusRequest {})
+        .await
+        .expect("status")
+        .into_inner();
     assert_eq!(status.leader, member_id);
     assert_eq!(status.version, keel_server::ETCD_VERSION);
     assert!(status.db_size > 0);
@@ -112,10 +131,16 @@ async fn put_get_delete_txn_compact_round_trip_with_headers() {
     assert_eq!(members.members[0].name, "m0");
 
     let addr = c.configs[0].listen_client_addrs[0];
-    assert_eq!(http_get(addr, "/health").await, (200, "{\"health\":\"true\"}".to_owned()));
+    assert_eq!(
+        http_get(addr, "/health").await,
+        (200, "{\"health\":\"true\"}".to_owned())
+    );
     assert_eq!(
         http_get(addr, "/version").await,
-        (200, "{\"etcdserver\":\"3.4.0\",\"etcdcluster\":\"3.4.0\"}".to_owned())
+        (
+            200,
+            "{\"etcdserver\":\"3.4.0\",\"etcdcluster\":\"3.4.0\"}".to_owned()
+        )
     );
     c.shutdown().await;
 }
@@ -134,9 +159,21 @@ async fn errors_carry_etcd_text_and_code() {
         assert_eq!((err.code(), err.message()), (code, text));
     };
 
-    check(kv.put(put("big", &"x".repeat(2000))).await.map(|_| ()), Code::InvalidArgument, "etcdserver: request is too large");
-    check(kv.put(put("", "v")).await.map(|_| ()), Code::InvalidArgument, "etcdserver: key is not provided");
-    check(kv.range(get("")).await.map(|_| ()), Code::InvalidArgument, "etcdserver: key is not provided");
+    check(
+        kv.put(put("big", &"x".repeat(2000))).await.map(|_| ()),
+        Code::InvalidArgument,
+        "etcdserver: request is too large",
+    );
+    check(
+        kv.put(put("", "v")).await.map(|_| ()),
+        Code::InvalidArgument,
+        "etcdserver: key is not provided",
+    );
+    check(
+        kv.range(get("")).await.map(|_| ()),
+        Code::InvalidArgument,
+        "etcdserver: key is not provided",
+    );
     let op = |k: &str| RequestOp {
         request: Some(request_op::Request::RequestPut(put(k, "v"))),
     };
@@ -144,27 +181,61 @@ async fn errors_carry_etcd_text_and_code() {
         success: ["a", "b", "c", "d", "e"].iter().map(|k| op(k)).collect(),
         ..TxnRequest::default()
     };
-    check(kv.txn(too_many).await.map(|_| ()), Code::InvalidArgument, "etcdserver: too many operations in txn request");
+    check(
+        kv.txn(too_many).await.map(|_| ()),
+        Code::InvalidArgument,
+        "etcdserver: too many operations in txn request",
+    );
     let dup = TxnRequest {
         success: vec![op("a"), op("a")],
         ..TxnRequest::default()
     };
-    check(kv.txn(dup).await.map(|_| ()), Code::InvalidArgument, "etcdserver: duplicate key given in txn request");
+    check(
+        kv.txn(dup).await.map(|_| ()),
+        Code::InvalidArgument,
+        "etcdserver: duplicate key given in txn request",
+    );
 
-    let rev = kv.put(put("k", "v")).await.expect("put").into_inner().header.expect("header").revision;
+    let rev = kv
+        .put(put("k", "v"))
+        .await
+        .expect("put")
+        .into_inner()
+        .header
+        .expect("header")
+        .revision;
     let future = RangeRequest {
         revision: rev + 10,
         ..get("k")
     };
-    check(kv.range(future).await.map(|_| ()), Code::OutOfRange, "etcdserver: mvcc: required revision is a future revision");
     check(
-        kv.compact(CompactionRequest { revision: rev + 10, physical: false }).await.map(|_| ()),
+        kv.range(future).await.map(|_| ()),
         Code::OutOfRange,
         "etcdserver: mvcc: required revision is a future revision",
     );
-    kv.compact(CompactionRequest { revision: rev, physical: false }).await.expect("compact");
     check(
-        kv.compact(CompactionRequest { revision: rev, physical: false }).await.map(|_| ()),
+        kv.compact(CompactionRequest {
+            revision: rev + 10,
+            physical: false,
+        })
+        .await
+        .map(|_| ()),
+        Code::OutOfRange,
+        "etcdserver: mvcc: required revision is a future revision",
+    );
+    kv.compact(CompactionRequest {
+        revision: rev,
+        physical: false,
+    })
+    .await
+    .expect("compact");
+    check(
+        kv.compact(CompactionRequest {
+            revision: rev,
+            physical: false,
+        })
+        .await
+        .map(|_| ()),
         Code::OutOfRange,
         "etcdserver: mvcc: required revision has been compacted",
     );
@@ -177,7 +248,11 @@ async fn restart_keeps_data_and_ignores_initial_cluster() {
     c.wait_leader().await;
     let id = c.member_id(0);
     for i in 0..50 {
-        c.kv(0).await.put(put(&format!("k{i}"), &format!("v{i}"))).await.expect("put");
+        c.kv(0)
+            .await
+            .put(put(&format!("k{i}"), &format!("v{i}")))
+            .await
+            .expect("put");
     }
     c.stop(0).await;
     // A restart reads the data dir only: changing the initial cluster changes nothing.
@@ -185,7 +260,13 @@ async fn restart_keeps_data_and_ignores_initial_cluster() {
     c.restart(0).await;
     assert_eq!(c.member_id(0), id);
     c.wait_leader().await;
-    let r = c.kv(0).await.range(get("k49")).await.expect("get").into_inner();
+    let r = c
+        .kv(0)
+        .await
+        .range(get("k49"))
+        .await
+        .expect("get")
+        .into_inner();
     assert_eq!(r.kvs[0].value, b"v49");
     c.shutdown().await;
 }
@@ -195,7 +276,11 @@ async fn corrupt_wal_fails_startup_naming_the_file() {
     let mut c = Cluster::start(1).await;
     c.wait_leader().await;
     for i in 0..20 {
-        c.kv(0).await.put(put(&format!("k{i}"), &"v".repeat(100))).await.expect("put");
+        c.kv(0)
+            .await
+            .put(put(&format!("k{i}"), &"v".repeat(100)))
+            .await
+            .expect("put");
     }
     c.stop(0).await;
     let wal_dir = c.data_dir(0).join("member").join("wal");
@@ -208,8 +293,17 @@ async fn corrupt_wal_fails_startup_naming_the_file() {
     // Flip a byte well inside the written records (not a torn tail: valid records follow).
     bytes[600] ^= 0xff;
     std::fs::write(&segment, &bytes).expect("write segment");
-    let err = Server::start(c.configs[0].clone()).await.expect_err("corrupt WAL must fail");
+    let err = Server::start(c.configs[0].clone())
+        .await
+        .expect_err("corrupt WAL must fail");
     assert!(matches!(err, ServerError::Wal { .. }), "{err:?}");
-    let name = segment.file_name().expect("name").to_string_lossy().into_owned();
-    assert!(err.to_string().contains(&name), "error does not name {name}: {err}");
+    let name = segment
+        .file_name()
+        .expect("name")
+        .to_string_lossy()
+        .into_owned();
+    assert!(
+        err.to_string().contains(&name),
+        "error does not name {name}: {err}"
+    );
 }

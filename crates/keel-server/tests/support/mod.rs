@@ -96,7 +96,9 @@ impl Cluster {
     }
 
     pub async fn maintenance(&self, i: usize) -> MaintenanceClient<Channel> {
-        MaintenanceClient::connect(self.endpoint(i)).await.expect("connect")
+        MaintenanceClient::connect(self.endpoint(i))
+            .await
+            .expect("connect")
     }
 
     pub async fn stop(&mut self, i: usize) {
@@ -106,7 +108,11 @@ impl Cluster {
 
     pub async fn restart(&mut self, i: usize) {
         assert!(self.servers[i].is_none(), "member {i} is running");
-        self.servers[i] = Some(Server::start(self.configs[i].clone()).await.expect("restart member"));
+        self.servers[i] = Some(
+            Server::start(self.configs[i].clone())
+                .await
+                .expect("restart member"),
+        );
     }
 
     pub fn member_id(&self, i: usize) -> u64 {
@@ -129,14 +135,19 @@ impl Cluster {
                 leaders.push(leader);
             }
             let first = leaders[0];
-            if first != 0 && leaders.iter().all(|l| *l == first) {
-                if let Some(i) = (0..self.servers.len())
-                    .find(|&i| self.servers[i].as_ref().is_some_and(|s| s.member_id() == first))
-                {
-                    return i;
-                }
+            let agreed = first != 0 && leaders.iter().all(|l| *l == first);
+            let leader = (0..self.servers.len()).find(|&i| {
+                self.servers[i]
+                    .as_ref()
+                    .is_some_and(|s| s.member_id() == first)
+            });
+            if let (true, Some(i)) = (agreed, leader) {
+                return i;
             }
-            assert!(Instant::now() < deadline, "no agreed leader within {WAIT:?}: {leaders:x?}");
+            assert!(
+                Instant::now() < deadline,
+                "no agreed leader within {WAIT:?}: {leaders:x?}"
+            );
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }
@@ -191,12 +202,17 @@ pub async fn put_retrying(c: &Cluster, i: usize, key: &str, value: &str) -> i64 
 pub async fn wait_value(c: &Cluster, i: usize, key: &str, value: &str) {
     let deadline = Instant::now() + WAIT;
     loop {
-        if let Ok(r) = c.kv(i).await.range(serializable_get(key)).await {
-            if r.into_inner().kvs.first().map(|kv| kv.value.as_slice()) == Some(value.as_bytes()) {
-                return;
-            }
+        let seen = match c.kv(i).await.range(serializable_get(key)).await {
+            Ok(r) => r.into_inner().kvs.first().map(|kv| kv.value.clone()),
+            Err(_) => None,
+        };
+        if seen.as_deref() == Some(value.as_bytes()) {
+            return;
         }
-        assert!(Instant::now() < deadline, "member {i} never saw {key}={value}");
+        assert!(
+            Instant::now() < deadline,
+            "member {i} never saw {key}={value}"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
@@ -214,6 +230,10 @@ pub async fn http_get(addr: SocketAddr, path: &str) -> (u16, String) {
         .nth(1)
         .and_then(|s| s.parse().ok())
         .expect("status code");
-    let body = response.split("\r\n\r\n").nth(1).unwrap_or_default().to_owned();
+    let body = response
+        .split("\r\n\r\n")
+        .nth(1)
+        .unwrap_or_default()
+        .to_owned();
     (status, body)
 }
