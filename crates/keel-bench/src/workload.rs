@@ -5,13 +5,16 @@
 //! touch the same key space: a buffer of `key_size` zero bytes starting with
 //! the key number encoded as a Go signed varint (`binary.PutVarint`: zig-zag,
 //! then 7 bits per byte, low group first, high bit set on all but the last
-//! byte). The number of a `put` key is `i % key_space_size` with
-//! `--sequential-keys`, otherwise uniform in `0..key_space_size`; the j-th put
-//! of the i-th `txn-put` uses key `(i * txn_ops + j) % key_space_size`. Every
-//! request of a run carries the same value, `val_size` random bytes drawn once.
-//! Settings are checked up front ([`WorkloadError`]) so that a run never
-//! sends requests that are certain to fail (a key too short for its number,
-//! a transaction putting one key twice).
+//! byte). etcd's tool reuses one buffer, so there a short number can keep
+//! trailing bytes of a longer earlier one; here every key starts from zeros,
+//! so a key number always names the same key. The number of a `put` key is
+//! `i % key_space_size` with `--sequential-keys`, otherwise uniform in
+//! `0..key_space_size`; the j-th put of the i-th `txn-put` uses key
+//! `(i * txn_ops + j) % key_space_size`. Every request of a run carries the
+//! same value, `val_size` random bytes drawn once. Settings are checked up
+//! front ([`WorkloadError`]) so that a run never sends requests that are
+//! certain to fail (a key too short for its number, a transaction putting one
+//! key twice).
 
 use keel_proto::etcdserverpb::{PutRequest, RangeRequest, RequestOp, TxnRequest, request_op};
 use rand::rngs::SmallRng;
