@@ -35,7 +35,7 @@ send() { # method path form -> prints "< status index" and the body
   if [ -n "$form" ]; then args+=(--data "$form"); fi
   local body; body=$(curl "${args[@]}" || echo "TIMEOUT")
   local status; status=$(head -1 "$hdr" | awk '{print $2}')
-  local index; index=$(grep -i '^X-Etcd-Index:' "$hdr" | awk '{print $2}' | tr -d '\r')
+  local index; index=$( (grep -i '^X-Etcd-Index:' "$hdr" || true) | awk '{print $2}' | tr -d '\r')
   rm -f "$hdr"
   echo "< $status ${index:--}"
   echo "$body"

@@ -151,11 +151,15 @@ pub struct Event {
     pub etcd_index: u64,
 }
 
+/// What clients are sent: etcd's HTTP layer answers with `Event.Clone()`, which does not
+/// copy `Refresh`, so `refresh` never reaches a client (it does reach snapshots).
 #[derive(Serialize)]
-struct ActionOnly<'a> {
+struct ClientEvent<'a> {
     action: Action,
-    #[serde(skip_serializing_if = "is_false")]
-    refresh: &'a bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    node: Option<&'a NodeExtern>,
+    #[serde(rename = "prevNode", skip_serializing_if = "Option::is_none")]
+    prev_node: Option<&'a NodeExtern>,
 }
 
 impl Event {
@@ -192,17 +196,22 @@ impl Event {
         }
     }
 
-    /// The JSON body etcd writes (without the trailing newline).
+    /// The JSON body etcd writes to clients (without the trailing newline).
     pub fn to_json(&self) -> String {
-        crate::json::to_string(self)
+        crate::json::to_string(&ClientEvent {
+            action: self.action,
+            node: Some(&self.node),
+            prev_node: self.prev_node.as_ref(),
+        })
     }
 
     /// The body for `noValueOnSuccess=true` on set/create/update/compareAndSwap: the node
     /// and prevNode are left out.
     pub fn to_json_without_nodes(&self) -> String {
-        crate::json::to_string(&ActionOnly {
+        crate::json::to_string(&ClientEvent {
             action: self.action,
-            refresh: &self.refresh,
+            node: None,
+            prev_node: None,
         })
     }
 }
@@ -231,8 +240,12 @@ mod tests {
         r.node.ttl = -2;
         assert_eq!(
             r.to_json(),
+            r#"{"action":"set","node":{"key":"/k","value":"","expiration":"1970-01-01T00:00:01.000000001Z","ttl":-2,"modifiedIndex":3,"createdIndex":3}}"#
+        );
+        assert_eq!(
+            crate::json::to_string(&r),
             r#"{"action":"set","node":{"key":"/k","value":"","expiration":"1970-01-01T00:00:01.000000001Z","ttl":-2,"modifiedIndex":3,"createdIndex":3},"refresh":true}"#
         );
-        assert_eq!(r.to_json_without_nodes(), r#"{"action":"set","refresh":true}"#);
+        assert_eq!(r.to_json_without_nodes(), r#"{"action":"set"}"#);
     }
 }
