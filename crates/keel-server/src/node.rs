@@ -163,6 +163,16 @@ impl Reads {
         });
     }
 
+    /// etcd answers reads caught by a leader change with "leader changed"; reads already
+    /// confirmed stay valid (their index was confirmed by a leader of its term).
+    fn leader_changed(&mut self) {
+        if let Some(batch) = self.in_flight.take() {
+            for w in batch.waiters {
+                let _ = w.send(Err(ApiError::LeaderChanged));
+            }
+        }
+    }
+
     /// A round unanswered for an election timeout was lost (leader change, dropped
     /// message): its reads go back to pending and a new round is issued.
     fn retry_lost(&mut self, tick: u64, election_tick: u64) {
@@ -457,6 +467,9 @@ impl Node {
         if let Some(ss) = rd.soft_state {
             let previous = self.shared.leader.swap(ss.leader_id, Ordering::AcqRel);
             if previous != ss.leader_id {
+                if previous != 0 {
+                    self.reads.leader_changed();
+                }
                 tracing::info!(leader = format_args!("{:x}", ss.leader_id), role = ?ss.role, "leader changed");
             }
         }

@@ -307,3 +307,47 @@ async fn corrupt_wal_fails_startup_naming_the_file() {
         "error does not name {name}: {err}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn services_not_built_yet_answer_unimplemented() {
+    use keel_proto::etcdserverpb::{
+        DefragmentRequest, LeaseGrantRequest, lease_client::LeaseClient,
+        maintenance_client::MaintenanceClient,
+    };
+    let c = Cluster::start(1).await;
+    c.wait_leader().await;
+    let err = LeaseClient::connect(c.endpoint(0))
+        .await
+        .expect("connect")
+        .lease_grant(LeaseGrantRequest { ttl: 10, id: 0 })
+        .await
+        .expect_err("no lease service yet");
+    assert_eq!(err.code(), Code::Unimplemented, "{err}");
+    let err = MaintenanceClient::connect(c.endpoint(0))
+        .await
+        .expect("connect")
+        .defragment(DefragmentRequest {})
+        .await
+        .expect_err("no defragment yet");
+    assert_eq!(err.code(), Code::Unimplemented);
+    assert_eq!(
+        err.message(),
+        "keel: Maintenance.Defragment is not implemented yet"
+    );
+    c.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn corrupt_backend_fails_startup_naming_the_file() {
+    let mut c = Cluster::start(1).await;
+    c.wait_leader().await;
+    c.kv(0).await.put(put("k", "v")).await.expect("put");
+    c.stop(0).await;
+    let db = c.data_dir(0).join("member").join("snap").join("db");
+    std::fs::write(&db, vec![0xa5u8; 8192]).expect("overwrite backend");
+    let err = Server::start(c.configs[0].clone())
+        .await
+        .expect_err("corrupt backend must fail");
+    assert!(matches!(err, ServerError::Backend { .. }), "{err:?}");
+    assert!(err.to_string().contains(&db.display().to_string()), "{err}");
+}

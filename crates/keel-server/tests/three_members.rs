@@ -191,3 +191,54 @@ async fn a_lagging_follower_catches_up_by_snapshot() {
     wait_value(&c, lagging, "after-snapshot", "y").await;
     c.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_a_quorum_requests_fail_with_etcd_errors() {
+    let mut c = Cluster::start(3).await;
+    let leader = c.wait_leader().await;
+    put_retrying(&c, leader, "k", "v").await;
+    let alone = (leader + 1) % 3;
+    wait_value(&c, alone, "k", "v").await;
+    for i in 0..3 {
+        if i != alone {
+            c.stop(i).await;
+        }
+    }
+    let addr = c.configs[alone].listen_client_addrs[0];
+    let deadline = std::time::Instant::now() + support::WAIT;
+    loop {
+        let (code, body) = support::http_get(addr, "/health").await;
+        if code == 503 {
+            assert_eq!(body, "{\"health\":\"false\"}\n");
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "/health stayed {code} {body}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    let mut kv = c.kv(alone).await;
+    let mut reader = kv.clone();
+    let (read, write) = tokio::join!(reader.range(get("k")), kv.put(put("k", "w")));
+    let read = read.expect_err("no linearizable read without a leader");
+    assert_eq!(
+        (read.code(), read.message()),
+        (tonic::Code::Unavailable, "etcdserver: no leader")
+    );
+    let write = write.expect_err("no write without a quorum");
+    assert_eq!(
+        (write.code(), write.message()),
+        (tonic::Code::Unavailable, "etcdserver: request timed out")
+    );
+    // Serializable reads are still served from the local store.
+    let r = c
+        .kv(alone)
+        .await
+        .range(serializable_get("k"))
+        .await
+        .expect("serializable")
+        .into_inner();
+    assert_eq!(r.kvs[0].value, b"v");
+    c.shutdown().await;
+}
