@@ -1,5 +1,6 @@
-//! Logging through `tracing`: `--logger zap` writes one JSON object per line, `capnslog`
-//! plain text; `--log-level` is the lowest level written; `--log-outputs` picks the stream.
+//! Logging through `tracing`: `--logger zap` writes one JSON object per line (the event's
+//! fields, `message` among them, at the top level, as zap puts `msg`), `capnslog` plain
+//! text; `--log-level` is the lowest level written; `--log-outputs` picks the stream.
 
 use tracing::level_filters::LevelFilter;
 
@@ -31,12 +32,16 @@ pub fn init(options: &LogOptions) -> Result<(), LoggingError> {
     let result = match (options.format, options.output) {
         (LogFormat::Text, LogOutput::Stderr) => builder.with_writer(std::io::stderr).try_init(),
         (LogFormat::Text, LogOutput::Stdout) => builder.with_writer(std::io::stdout).try_init(),
-        (LogFormat::Json, LogOutput::Stderr) => {
-            builder.json().with_writer(std::io::stderr).try_init()
-        }
-        (LogFormat::Json, LogOutput::Stdout) => {
-            builder.json().with_writer(std::io::stdout).try_init()
-        }
+        (LogFormat::Json, LogOutput::Stderr) => builder
+            .json()
+            .flatten_event(true)
+            .with_writer(std::io::stderr)
+            .try_init(),
+        (LogFormat::Json, LogOutput::Stdout) => builder
+            .json()
+            .flatten_event(true)
+            .with_writer(std::io::stdout)
+            .try_init(),
     };
     result.map_err(|error| LoggingError::AlreadySet(error.to_string()))
 }

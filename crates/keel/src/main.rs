@@ -139,9 +139,21 @@ async fn serve(config: ServerConfig) -> Result<(), String> {
         .map_err(|error| format!("cannot watch SIGTERM: {error}"))?;
     let mut interrupt =
         signal(SignalKind::interrupt()).map_err(|error| format!("cannot watch SIGINT: {error}"))?;
-    let server = Server::start(config)
-        .await
-        .map_err(|error| format!("cannot start the server: {error}"))?;
+    // A signal during start-up stops the process too; dropping the start future releases
+    // whatever it had opened.
+    let server = tokio::select! {
+        result = Server::start(config) => {
+            result.map_err(|error| format!("cannot start the server: {error}"))?
+        }
+        _ = terminate.recv() => {
+            info!("received terminated signal during start-up, exiting");
+            return Ok(());
+        }
+        _ = interrupt.recv() => {
+            info!("received interrupt signal during start-up, exiting");
+            return Ok(());
+        }
+    };
     info!(
         "started member {:x} in cluster {:x}",
         server.member_id(),
