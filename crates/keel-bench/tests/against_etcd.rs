@@ -138,10 +138,10 @@ fn assert_all_succeeded(summary: &serde_json::Value, total: u64) {
 
 #[test]
 fn put_range_and_txn_put_against_etcd() {
-    if !Path::new(ETCD).exists() {
-        eprintln!("skipped: {ETCD} is not installed");
-        return;
-    }
+    assert!(
+        Path::new(ETCD).exists(),
+        "{ETCD} is missing (scripts/install-deps installs etcd-server)"
+    );
     let dir = tempfile::tempdir().expect("create a temp dir");
     let mut etcd = start_etcd(dir.path());
     wait_until_ready(&mut etcd, dir.path());
