@@ -320,11 +320,20 @@ fn restarting_every_member_recovers_the_same_data() {
             ))
         })
         .collect();
-    rt.block_on(async {
-        for writer in writers {
-            writer.await.expect("writer task");
-        }
+    let done = rt.block_on(async {
+        tokio::time::timeout(Duration::from_secs(60), async {
+            for writer in writers {
+                writer.await.expect("writer task");
+            }
+        })
+        .await
     });
+    stop.store(true, Ordering::Relaxed);
+    assert!(
+        done.is_ok(),
+        "writes did not finish within 60 s\n{}",
+        cluster.logs()
+    );
     let acked = rt.block_on(async { acked.lock().await.clone() });
     assert_eq!(acked.len(), 400);
     let before = common::etcdctl(
@@ -354,6 +363,7 @@ fn restarting_every_member_recovers_the_same_data() {
         assert_eq!(revision_after, revision_before, "member {i}");
         assert_eq!(kvs_after, kvs_before, "member {i}");
     }
+    assert_all_acked_present(&rt, &cluster, "restart", &acked);
     let hashes = common::etcdctl(
         &cluster.endpoints(),
         &["endpoint", "hashkv", "-w", "json"],
@@ -372,5 +382,4 @@ fn restarting_every_member_recovers_the_same_data() {
         1,
         "members disagree on the keyspace hash: {hashes}"
     );
-    assert_all_acked_present(&rt, &cluster, "restart", &acked);
 }
