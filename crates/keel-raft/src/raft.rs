@@ -49,7 +49,6 @@ pub struct Raft<S: Storage> {
     log: RaftLog<S>,
     prs: ProgressTracker,
     role: StateRole,
-    is_learner: bool,
     lead: NodeId,
     lead_transferee: NodeId,
     /// Index of the latest conf change proposed by this leader; another may be proposed
@@ -90,7 +89,6 @@ impl<S: Storage> Raft<S> {
             log,
             prs: ProgressTracker::new(c.max_inflight_msgs),
             role: StateRole::Follower,
-            is_learner: false,
             lead: 0,
             lead_transferee: 0,
             pending_conf_index: 0,
@@ -116,7 +114,6 @@ impl<S: Storage> Raft<S> {
         };
         r.prs.config = config;
         r.prs.progress = progress;
-        r.is_learner = r.prs.progress.get(&r.id).is_some_and(|p| p.is_learner);
         if !hs.is_empty() {
             if hs.commit < r.log.committed || hs.commit > r.log.last_index() {
                 return Err(Error::ConfigInvalid(format!(
@@ -414,6 +411,8 @@ impl<S: Storage> Raft<S> {
                 // The transfer did not finish within an election timeout.
                 self.abort_leader_transfer();
             }
+            // A leader that is no longer a voter retries its hand-over.
+            self.hand_off_if_not_voter();
         }
         if self.role != StateRole::Leader {
             return;
@@ -584,6 +583,12 @@ impl<S: Storage> Raft<S> {
             to,
             ..Message::default()
         });
+        if !self.prs.config.voters.contains(self.id) {
+            // A leader that is no longer a voter hands over here: `to` holds our whole log,
+            // so it wins an election in the new configuration even if it ignores this
+            // message and waits for its own timeout.
+            self.become_follower(self.term, 0);
+        }
     }
 
     // ----- commit --------------------------------------------------------------------------
@@ -872,8 +877,13 @@ impl<S: Storage> Raft<S> {
                 if pr.state == ProgressState::Replicate && pr.inflights.full() {
                     pr.inflights.free_first_one();
                 }
-                if pr.matched < self.log.last_index() {
+                let caught_up = pr.matched == self.log.last_index();
+                if !caught_up {
                     self.send_append(from);
+                } else if from == self.lead_transferee {
+                    // The transferee may have ignored an earlier TimeoutNow (it refuses to
+                    // campaign while it has committed conf changes to apply): repeat it.
+                    self.send_timeout_now(from);
                 }
                 if m.context.is_empty() {
                     return Ok(());
@@ -907,34 +917,62 @@ impl<S: Storage> Raft<S> {
                 if pr.is_learner {
                     return Ok(());
                 }
-                let transferee = from;
-                if self.lead_transferee != 0 {
-                    if self.lead_transferee == transferee {
-                        return Ok(());
-                    }
-                    self.abort_leader_transfer();
-                }
-                if transferee == self.id {
-                    return Ok(());
-                }
-                // The transfer must finish within an election timeout.
-                self.election_elapsed = 0;
-                self.lead_transferee = transferee;
-                let matched = self.prs.progress.get(&transferee).map_or(0, |p| p.matched);
-                if matched == self.log.last_index() {
-                    self.send_timeout_now(transferee);
-                } else {
-                    self.send_append(transferee);
-                }
+                self.start_transfer(from);
             }
             _ => {}
         }
         Ok(())
     }
 
+    fn start_transfer(&mut self, transferee: NodeId) {
+        if self.lead_transferee != 0 {
+            if self.lead_transferee == transferee {
+                return;
+            }
+            self.abort_leader_transfer();
+        }
+        if transferee == self.id {
+            return;
+        }
+        // The transfer must finish within an election timeout.
+        self.election_elapsed = 0;
+        self.lead_transferee = transferee;
+        let matched = self.prs.progress.get(&transferee).map_or(0, |p| p.matched);
+        if matched == self.log.last_index() {
+            self.send_timeout_now(transferee);
+        } else {
+            self.send_append(transferee);
+        }
+    }
+
+    /// A leader that is no longer a voter (removed, or demoted to learner) keeps leading
+    /// only until it has handed over: it refuses proposals, keeps replicating until the
+    /// voter with the most of its log holds all of it, sends that voter `TimeoutNow` and
+    /// steps down. Stepping down at once could strand the new configuration: its voters may
+    /// lack entries that the demoted nodes hold, and those nodes may no longer campaign.
+    fn hand_off_if_not_voter(&mut self) {
+        if self.role != StateRole::Leader
+            || self.lead_transferee != 0
+            || self.prs.config.voters.contains(self.id)
+        {
+            return;
+        }
+        let best = self
+            .prs
+            .config
+            .voters
+            .ids()
+            .into_iter()
+            .filter(|&id| id != self.id)
+            .max_by_key(|id| self.prs.progress.get(id).map_or(0, |p| p.matched));
+        if let Some(transferee) = best {
+            self.start_transfer(transferee);
+        }
+    }
+
     fn leader_propose(&mut self, m: Message) -> Result<(), Error> {
         if m.entries.is_empty()
-            || !self.prs.progress.contains_key(&self.id)
+            || !self.prs.config.voters.contains(self.id)
             || self.lead_transferee != 0
         {
             return Err(Error::ProposalDropped);
@@ -1171,22 +1209,16 @@ impl<S: Storage> Raft<S> {
         if meta.index <= self.log.committed {
             return false;
         }
-        let cs = &meta.conf_state;
-        let id = self.id;
-        let member = [&cs.voters, &cs.learners, &cs.voters_outgoing]
-            .iter()
-            .any(|ids| ids.contains(&id));
-        if !member {
-            // Not part of the configuration it describes: installing it would leave us with
-            // a membership that does not include us.
-            return false;
-        }
+        // Unlike etcd, a snapshot whose membership does not include us is installed too: a
+        // node being added is sent the leader's latest snapshot, which may predate its
+        // addition. Without a progress entry for itself it can neither campaign nor
+        // propose until it applies the entry that adds it.
         if self.log.match_term(meta.index, meta.term) {
             // We already hold the snapshot's last entry: just fast-forward the commit.
             self.log.commit_to(meta.index);
             return false;
         }
-        let cs = cs.clone();
+        let cs = meta.conf_state.clone();
         self.log.restore(snapshot);
         let (config, progress) =
             confchange::restore(&cs, self.log.last_index(), self.prs.max_inflight)
@@ -1219,17 +1251,7 @@ impl<S: Storage> Raft<S> {
         self.prs.config = config;
         self.prs.progress = progress;
         let cs = self.prs.config.to_conf_state();
-        let me = self.prs.progress.get(&self.id);
-        let exists = me.is_some();
-        self.is_learner = me.is_some_and(|p| p.is_learner);
         if self.role != StateRole::Leader {
-            return cs;
-        }
-        if !exists || self.is_learner {
-            // Removed or demoted: tell the others about the commit index, then step down so
-            // the remaining voters elect a leader among themselves.
-            self.bcast_append();
-            self.become_follower(self.term, 0);
             return cs;
         }
         if self.maybe_commit() {
@@ -1242,6 +1264,7 @@ impl<S: Storage> Raft<S> {
         if self.lead_transferee != 0 && !self.prs.config.voters.contains(self.lead_transferee) {
             self.abort_leader_transfer();
         }
+        self.hand_off_if_not_voter();
         cs
     }
 }
