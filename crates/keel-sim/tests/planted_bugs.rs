@@ -9,12 +9,12 @@ use keel_sim::sim::{HarnessBug, SimConfig, run_catching_panics};
 const SEED_BUDGET: u64 = 200;
 
 /// A longer, denser fault schedule than the default: 20 virtual seconds
-/// with a fault event every 40 ms on average. Figure 8 needs a precise chain
+/// with a fault event every 25 ms on average. Figure 8 needs a precise chain
 /// of elections, isolations and crashes, which a 3 s run rarely contains.
 fn long_config(seed: u64) -> SimConfig {
     let mut c = SimConfig::new(seed, 3);
     c.fault_phase_ms = 20_000;
-    c.faults.mean_fault_interval_ms = Some(40);
+    c.faults.mean_fault_interval_ms = Some(25);
     c
 }
 
