@@ -33,6 +33,12 @@
 //!   active configuration (both halves when joint). The leader counts itself only for
 //!   entries it has persisted (reported through [`RawNode::advance`]).
 //! * Applied ≤ committed, and entries are handed out for applying exactly once, in order.
+//! * Membership changes take effect when the application applies them
+//!   ([`RawNode::apply_conf_change`]). A node outside the configuration never campaigns
+//!   and never leads; a leader removed or demoted to learner refuses proposals, brings the
+//!   most up-to-date voter level with its log, sends it `TimeoutNow` and steps down. A
+//!   joining node installs the leader's snapshot even if that snapshot predates its
+//!   addition (it then learns of its addition from the log).
 //! * Every buffer is bounded: in-flight appends per follower (`max_inflight_msgs`), bytes per
 //!   append (`max_size_per_msg`), uncommitted proposal bytes
 //!   (`max_uncommitted_entries_size`), committed bytes per `Ready`
