@@ -131,11 +131,11 @@ mod tests {
     fn formats_like_go() {
         assert_eq!(format_rfc3339_nano(0), "1970-01-01T00:00:00Z");
         assert_eq!(
-            format_rfc3339_nano(1_795_454_276_395_909_718),
+            format_rfc3339_nano(1_795_367_876_395_909_718),
             "2026-11-22T17:17:56.395909718Z"
         );
         assert_eq!(
-            format_rfc3339_nano(1_795_454_276_637_593_530),
+            format_rfc3339_nano(1_795_367_876_637_593_530),
             "2026-11-22T17:17:56.63759353Z"
         );
         assert_eq!(format_rfc3339_nano(MIN_EXPIRE_TIME), "2000-01-01T00:00:00Z");

@@ -9,7 +9,7 @@
 
 use keel_v2store::{Method, Store, V2Error, parse_key_request, request::KEYS_PREFIX};
 
-const T0: i64 = 1_795_392_000_000_000_000; // 2026-11-22T00:00:00Z
+const T0: i64 = 1_795_305_600_000_000_000; // 2026-11-22T00:00:00Z
 const STEP_NANOS: i64 = 1_000_000; // each request takes 1 ms of virtual time
 
 struct Answer {
