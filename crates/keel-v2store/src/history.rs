@@ -30,7 +30,9 @@ impl EventHistory {
 
     pub fn add(&mut self, e: Arc<Event>) {
         assert!(
-            self.events.back().is_none_or(|last| last.index() < e.index()),
+            self.events
+                .back()
+                .is_none_or(|last| last.index() < e.index()),
             "history events must have increasing indexes ({} after {})",
             e.index(),
             self.last_index
@@ -46,7 +48,12 @@ impl EventHistory {
     /// The first non-refresh event at or after `index` that a watcher on `key` would see.
     /// `Ok(None)` when there is none yet (the watcher waits); error 401 when `index` is older
     /// than the history (its `index` field is filled by the caller).
-    pub fn scan(&self, key: &str, recursive: bool, index: u64) -> Result<Option<Arc<Event>>, V2Error> {
+    pub fn scan(
+        &self,
+        key: &str,
+        recursive: bool,
+        index: u64,
+    ) -> Result<Option<Arc<Event>>, V2Error> {
         if index < self.start_index {
             return Err(V2Error::new(
                 ErrorCode::EventIndexCleared,

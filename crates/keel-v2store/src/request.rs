@@ -161,7 +161,10 @@ fn get_bool(form: &[(String, String)], key: &str) -> Result<bool, V2Error> {
     match first(form, key) {
         None => Ok(false),
         Some(v) => parse_bool(v).ok_or_else(|| {
-            form_error(ErrorCode::InvalidField, &format!("invalid value for {key:?}"))
+            form_error(
+                ErrorCode::InvalidField,
+                &format!("invalid value for {key:?}"),
+            )
         }),
     }
 }
@@ -177,9 +180,9 @@ fn get_u64(form: &[(String, String)], key: &str) -> Result<u64, V2Error> {
 fn get_opt_bool(form: &[(String, String)], key: &str) -> Result<Option<bool>, V2Error> {
     match first(form, key) {
         None => Ok(None),
-        Some(v) => parse_bool(v)
-            .map(Some)
-            .ok_or_else(|| form_error(ErrorCode::InvalidField, &format!("invalid value for {key}"))),
+        Some(v) => parse_bool(v).map(Some).ok_or_else(|| {
+            form_error(ErrorCode::InvalidField, &format!("invalid value for {key}"))
+        }),
     }
 }
 
@@ -236,7 +239,10 @@ pub fn parse_key_request(
             ));
         }
         if ttl.is_none() {
-            return Err(form_error(ErrorCode::RefreshTtlRequired, "No TTL value set"));
+            return Err(form_error(
+                ErrorCode::RefreshTtlRequired,
+                "No TTL value set",
+            ));
         }
     }
     // Go computes now + time.Duration(ttl)*time.Second in wrapping int64 arithmetic.
@@ -280,16 +286,22 @@ impl Store {
             Method::Post => self.create_in_order(&r.path, r.dir, &r.val, opts, now),
             Method::Put => match r.prev_exist {
                 Some(true) if !has_compare => self.update(&r.path, &r.val, opts, now),
-                Some(true) => self.compare_and_swap(&r.path, &r.prev_value, r.prev_index, &r.val, opts, now),
+                Some(true) => {
+                    self.compare_and_swap(&r.path, &r.prev_value, r.prev_index, &r.val, opts, now)
+                }
                 Some(false) => self.create(&r.path, r.dir, &r.val, opts, now),
                 None if has_compare => {
                     self.compare_and_swap(&r.path, &r.prev_value, r.prev_index, &r.val, opts, now)
                 }
                 None => self.set(&r.path, r.dir, &r.val, opts, now),
             },
-            Method::Delete if has_compare => self.compare_and_delete(&r.path, &r.prev_value, r.prev_index, now),
+            Method::Delete if has_compare => {
+                self.compare_and_delete(&r.path, &r.prev_value, r.prev_index, now)
+            }
             Method::Delete => self.delete(&r.path, r.dir, r.recursive, now),
-            Method::QGet | Method::Get | Method::Head => self.get(&r.path, r.recursive, r.sorted, now),
+            Method::QGet | Method::Get | Method::Head => {
+                self.get(&r.path, r.recursive, r.sorted, now)
+            }
             Method::Sync => {
                 self.delete_expired_keys(r.time);
                 return Ok(None);

@@ -236,9 +236,16 @@ fn parse_expire(s: &str) -> Result<Option<UnixNanos>, SnapshotError> {
         .ok_or_else(|| invalid(format!("bad time {s:?}")))
 }
 
-fn build_node(raw: RawNode, path: &str, ttl: &mut BTreeSet<(UnixNanos, String)>) -> Result<Node, SnapshotError> {
+fn build_node(
+    raw: RawNode,
+    path: &str,
+    ttl: &mut BTreeSet<(UnixNanos, String)>,
+) -> Result<Node, SnapshotError> {
     if raw.path != path {
-        return Err(invalid(format!("node {:?} stored under {path:?}", raw.path)));
+        return Err(invalid(format!(
+            "node {:?} stored under {path:?}",
+            raw.path
+        )));
     }
     let expire_time = parse_expire(&raw.expire_time)?;
     if let Some(t) = expire_time {
@@ -291,8 +298,12 @@ fn build_extern(raw: RawNodeExtern) -> Result<NodeExtern, SnapshotError> {
 }
 
 fn build_event(raw: RawEvent) -> Result<Event, SnapshotError> {
-    let action = Action::parse(&raw.action).ok_or_else(|| invalid(format!("bad action {:?}", raw.action)))?;
-    let node = build_extern(raw.node.ok_or_else(|| invalid("history event without node"))?)?;
+    let action = Action::parse(&raw.action)
+        .ok_or_else(|| invalid(format!("bad action {:?}", raw.action)))?;
+    let node = build_extern(
+        raw.node
+            .ok_or_else(|| invalid("history event without node"))?,
+    )?;
     Ok(Event {
         action,
         node,
@@ -303,14 +314,20 @@ fn build_event(raw: RawEvent) -> Result<Event, SnapshotError> {
 }
 
 fn build_history(raw: RawQueue, current_index: u64) -> Result<EventHistory, SnapshotError> {
-    if raw.capacity == 0 || raw.events.len() != raw.capacity || raw.size > raw.capacity || raw.front >= raw.capacity {
+    if raw.capacity == 0
+        || raw.events.len() != raw.capacity
+        || raw.size > raw.capacity
+        || raw.front >= raw.capacity
+    {
         return Err(invalid("history queue geometry"));
     }
     let mut slots: Vec<Option<RawEvent>> = raw.events;
     let mut events = VecDeque::with_capacity(HISTORY_CAPACITY);
     for k in 0..raw.size {
         let slot = (raw.front + k) % raw.capacity;
-        let e = slots[slot].take().ok_or_else(|| invalid("empty slot inside the history"))?;
+        let e = slots[slot]
+            .take()
+            .ok_or_else(|| invalid("empty slot inside the history"))?;
         events.push_back(build_event(e)?);
     }
     let mut h = EventHistory::new(HISTORY_CAPACITY);
@@ -370,7 +387,8 @@ impl Store {
         self.ttl_keys = ttl_keys;
         self.history = history;
         self.index = raw.current_index;
-        self.get_success.store(raw.stats.get_success, Ordering::Relaxed);
+        self.get_success
+            .store(raw.stats.get_success, Ordering::Relaxed);
         self.get_fail.store(raw.stats.get_fail, Ordering::Relaxed);
         self.stats = raw.stats;
         self.watchers.clear();

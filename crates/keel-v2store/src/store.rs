@@ -85,8 +85,14 @@ impl Store {
             let path = clean_path(ns);
             let name = {
                 let mut comps = components(&path);
-                let name = comps.next().expect("a namespace is not the root").to_string();
-                assert!(comps.next().is_none(), "namespace {ns:?} must be a top-level directory");
+                let name = comps
+                    .next()
+                    .expect("a namespace is not the root")
+                    .to_string();
+                assert!(
+                    comps.next().is_none(),
+                    "namespace {ns:?} must be a top-level directory"
+                );
                 name
             };
             let children = root.children_mut().expect("the root is a directory");
@@ -165,13 +171,27 @@ impl Store {
 
     /// Creates or replaces a file, or creates a directory (PUT without conditions).
     /// With `refresh`, the key must exist and keeps its value; only the TTL moves.
-    pub fn set(&mut self, path: &str, dir: bool, value: &str, opts: TtlOptions, now: UnixNanos) -> OpResult {
+    pub fn set(
+        &mut self,
+        path: &str,
+        dir: bool,
+        value: &str,
+        opts: TtlOptions,
+        now: UnixNanos,
+    ) -> OpResult {
         let r = self.set_inner(path, dir, value, opts, now);
         count(&r, &mut self.stats.set_success, &mut self.stats.set_fail);
         r
     }
 
-    fn set_inner(&mut self, path: &str, dir: bool, value: &str, opts: TtlOptions, now: UnixNanos) -> OpResult {
+    fn set_inner(
+        &mut self,
+        path: &str,
+        dir: bool,
+        value: &str,
+        opts: TtlOptions,
+        now: UnixNanos,
+    ) -> OpResult {
         let path = clean_path(path);
         let (prev, prev_value) = match find(&self.root, &path, self.index) {
             Ok(n) => (Some(n.repr(false, now)), Some(n.value().to_string())),
@@ -187,7 +207,8 @@ impl Store {
             (true, Some(v)) => v,
             _ => value.to_string(),
         };
-        let mut e = self.internal_create(&path, dir, value, true, opts.expire_time, Action::Set, now)?;
+        let mut e =
+            self.internal_create(&path, dir, value, true, opts.expire_time, Action::Set, now)?;
         e.etcd_index = self.index;
         e.prev_node = prev;
         e.refresh = opts.refresh;
@@ -195,25 +216,58 @@ impl Store {
     }
 
     /// Creates a node that must not exist (PUT prevExist=false).
-    pub fn create(&mut self, path: &str, dir: bool, value: &str, opts: TtlOptions, now: UnixNanos) -> OpResult {
+    pub fn create(
+        &mut self,
+        path: &str,
+        dir: bool,
+        value: &str,
+        opts: TtlOptions,
+        now: UnixNanos,
+    ) -> OpResult {
         self.create_impl(path.to_string(), dir, value, opts, now)
     }
 
     /// Creates a node under `dir_path` named by the new index, zero-padded to 20 digits
     /// (POST, etcd's in-order keys).
-    pub fn create_in_order(&mut self, dir_path: &str, dir: bool, value: &str, opts: TtlOptions, now: UnixNanos) -> OpResult {
+    pub fn create_in_order(
+        &mut self,
+        dir_path: &str,
+        dir: bool,
+        value: &str,
+        opts: TtlOptions,
+        now: UnixNanos,
+    ) -> OpResult {
         let name = format!("{}/{:020}", dir_path, self.index + 1);
         self.create_impl(name, dir, value, opts, now)
     }
 
-    fn create_impl(&mut self, path: String, dir: bool, value: &str, opts: TtlOptions, now: UnixNanos) -> OpResult {
+    fn create_impl(
+        &mut self,
+        path: String,
+        dir: bool,
+        value: &str,
+        opts: TtlOptions,
+        now: UnixNanos,
+    ) -> OpResult {
         let r = self
-            .internal_create(&clean_path(&path), dir, value.to_string(), false, opts.expire_time, Action::Create, now)
+            .internal_create(
+                &clean_path(&path),
+                dir,
+                value.to_string(),
+                false,
+                opts.expire_time,
+                Action::Create,
+                now,
+            )
             .map(|mut e| {
                 e.etcd_index = self.index;
                 self.publish(e, &[])
             });
-        count(&r, &mut self.stats.create_success, &mut self.stats.create_fail);
+        count(
+            &r,
+            &mut self.stats.create_success,
+            &mut self.stats.create_fail,
+        );
         r
     }
 
@@ -279,13 +333,29 @@ impl Store {
 
     /// Changes an existing node (PUT prevExist=true): a file's value and/or any node's
     /// TTL. An update without a TTL makes the node permanent.
-    pub fn update(&mut self, path: &str, value: &str, opts: TtlOptions, now: UnixNanos) -> OpResult {
+    pub fn update(
+        &mut self,
+        path: &str,
+        value: &str,
+        opts: TtlOptions,
+        now: UnixNanos,
+    ) -> OpResult {
         let r = self.update_inner(path, value, opts, now);
-        count(&r, &mut self.stats.update_success, &mut self.stats.update_fail);
+        count(
+            &r,
+            &mut self.stats.update_success,
+            &mut self.stats.update_fail,
+        );
         r
     }
 
-    fn update_inner(&mut self, path: &str, value: &str, opts: TtlOptions, now: UnixNanos) -> OpResult {
+    fn update_inner(
+        &mut self,
+        path: &str,
+        value: &str,
+        opts: TtlOptions,
+        now: UnixNanos,
+    ) -> OpResult {
         let path = clean_path(path);
         if self.is_readonly(&path) {
             return Err(self.read_only_error());
@@ -330,11 +400,23 @@ impl Store {
         now: UnixNanos,
     ) -> OpResult {
         let r = self.cas_inner(path, prev_value, prev_index, value, opts, now);
-        count(&r, &mut self.stats.compare_and_swap_success, &mut self.stats.compare_and_swap_fail);
+        count(
+            &r,
+            &mut self.stats.compare_and_swap_success,
+            &mut self.stats.compare_and_swap_fail,
+        );
         r
     }
 
-    fn cas_inner(&mut self, path: &str, prev_value: &str, prev_index: u64, value: &str, opts: TtlOptions, now: UnixNanos) -> OpResult {
+    fn cas_inner(
+        &mut self,
+        path: &str,
+        prev_value: &str,
+        prev_index: u64,
+        value: &str,
+        opts: TtlOptions,
+        now: UnixNanos,
+    ) -> OpResult {
         let path = clean_path(path);
         if self.is_readonly(&path) {
             return Err(self.read_only_error());
@@ -367,7 +449,11 @@ impl Store {
     /// below it).
     pub fn delete(&mut self, path: &str, dir: bool, recursive: bool, now: UnixNanos) -> OpResult {
         let r = self.delete_inner(path, dir || recursive, recursive, now);
-        count(&r, &mut self.stats.delete_success, &mut self.stats.delete_fail);
+        count(
+            &r,
+            &mut self.stats.delete_success,
+            &mut self.stats.delete_fail,
+        );
         r
     }
 
@@ -397,13 +483,29 @@ impl Store {
     }
 
     /// Deletes a file if it matches `prev_value` (unless empty) and `prev_index` (unless 0).
-    pub fn compare_and_delete(&mut self, path: &str, prev_value: &str, prev_index: u64, now: UnixNanos) -> OpResult {
+    pub fn compare_and_delete(
+        &mut self,
+        path: &str,
+        prev_value: &str,
+        prev_index: u64,
+        now: UnixNanos,
+    ) -> OpResult {
         let r = self.cad_inner(path, prev_value, prev_index, now);
-        count(&r, &mut self.stats.compare_and_delete_success, &mut self.stats.compare_and_delete_fail);
+        count(
+            &r,
+            &mut self.stats.compare_and_delete_success,
+            &mut self.stats.compare_and_delete_fail,
+        );
         r
     }
 
-    fn cad_inner(&mut self, path: &str, prev_value: &str, prev_index: u64, now: UnixNanos) -> OpResult {
+    fn cad_inner(
+        &mut self,
+        path: &str,
+        prev_value: &str,
+        prev_index: u64,
+        now: UnixNanos,
+    ) -> OpResult {
         let path = clean_path(path);
         let curr = self.index;
         let n = find(&self.root, &path, curr)?;
@@ -446,9 +548,19 @@ impl Store {
     /// Watches `key` (and below it if `recursive`) for events at or after `since_index`
     /// (0: the next one). An event already in the history answers at once; otherwise the
     /// watcher is registered. Error 401 if `since_index` is older than the history.
-    pub fn watch(&mut self, key: &str, recursive: bool, stream: bool, since_index: u64) -> Result<Watcher, V2Error> {
+    pub fn watch(
+        &mut self,
+        key: &str,
+        recursive: bool,
+        stream: bool,
+        since_index: u64,
+    ) -> Result<Watcher, V2Error> {
         let key = clean_path(key);
-        let since = if since_index == 0 { self.index + 1 } else { since_index };
+        let since = if since_index == 0 {
+            self.index + 1
+        } else {
+            since_index
+        };
         match self.history.scan(&key, recursive, since) {
             Err(mut err) => {
                 err.index = self.index;
@@ -459,7 +571,9 @@ impl Store {
                 e.etcd_index = self.index;
                 Ok(self.watchers.answered(Arc::new(e), self.index))
             }
-            Ok(None) => Ok(self.watchers.register(key, recursive, stream, since, self.index)),
+            Ok(None) => Ok(self
+                .watchers
+                .register(key, recursive, stream, since, self.index)),
         }
     }
 
@@ -494,7 +608,11 @@ impl Store {
     /// Records the event and wakes watchers: first those of removed paths (etcd's delete
     /// callback), then every ancestor's. Refreshes only go into the history.
     fn publish(&mut self, e: Event, removed: &[String]) -> Arc<Event> {
-        assert_eq!(e.index(), self.index, "an event carries the index it was applied at");
+        assert_eq!(
+            e.index(),
+            self.index,
+            "an event carries the index it was applied at"
+        );
         let e = Arc::new(e);
         if !e.refresh {
             for p in removed {
@@ -517,19 +635,28 @@ impl Store {
             let n = find(&self.root, r, self.index).expect("read-only nodes exist");
             assert!(n.is_dir(), "read-only node {r} is a directory");
         }
-        assert!(self.history.last_index <= self.index, "history is not ahead of the store");
+        assert!(
+            self.history.last_index <= self.index,
+            "history is not ahead of the store"
+        );
     }
 }
 
 fn check_node(n: &Node, path: &str, ttl: &mut BTreeSet<(UnixNanos, String)>) {
     assert_eq!(n.path, path, "node path matches its position");
-    assert!(n.created_index <= n.modified_index || n.is_dir(), "file modified after creation");
+    assert!(
+        n.created_index <= n.modified_index || n.is_dir(),
+        "file modified after creation"
+    );
     if let Some(t) = n.expire_time {
         ttl.insert((t, n.path.clone()));
     }
     if let Some(children) = n.children() {
         for (name, c) in children {
-            assert!(!name.is_empty() && !name.contains('/'), "child name {name:?} is one component");
+            assert!(
+                !name.is_empty() && !name.contains('/'),
+                "child name {name:?} is one component"
+            );
             check_node(c, &join(path, name), ttl);
         }
     }
@@ -560,7 +687,13 @@ fn find<'a>(root: &'a Node, path: &str, index: u64) -> Result<&'a Node, V2Error>
         };
         match children.get(name) {
             Some(c) => curr = c,
-            None => return Err(V2Error::new(ErrorCode::KeyNotFound, join(&curr.path, name), index)),
+            None => {
+                return Err(V2Error::new(
+                    ErrorCode::KeyNotFound,
+                    join(&curr.path, name),
+                    index,
+                ));
+            }
         }
     }
     Ok(curr)
@@ -575,7 +708,13 @@ fn find_mut<'a>(root: &'a mut Node, path: &str, index: u64) -> Result<&'a mut No
         };
         match children.get_mut(name) {
             Some(c) => curr = c,
-            None => return Err(V2Error::new(ErrorCode::KeyNotFound, join(&parent_path, name), index)),
+            None => {
+                return Err(V2Error::new(
+                    ErrorCode::KeyNotFound,
+                    join(&parent_path, name),
+                    index,
+                ));
+            }
         }
     }
     Ok(curr)
@@ -583,7 +722,12 @@ fn find_mut<'a>(root: &'a mut Node, path: &str, index: u64) -> Result<&'a mut No
 
 /// etcd's `checkDir` walk: missing directories are created with index `next`; a file on
 /// the way is error 104.
-fn ensure_dir<'a>(root: &'a mut Node, path: &str, next: u64, index: u64) -> Result<&'a mut Node, V2Error> {
+fn ensure_dir<'a>(
+    root: &'a mut Node,
+    path: &str,
+    next: u64,
+    index: u64,
+) -> Result<&'a mut Node, V2Error> {
     let mut curr = root;
     for name in components(path) {
         let parent_path = curr.path.clone();
@@ -621,7 +765,11 @@ fn compare(n: &Node, prev_value: &str, prev_index: u64, index: u64) -> Result<()
 }
 
 /// etcd's `node.UpdateTTL`: `None` makes the node permanent.
-fn update_ttl(ttl_keys: &mut BTreeSet<(UnixNanos, String)>, n: &mut Node, expire: Option<UnixNanos>) {
+fn update_ttl(
+    ttl_keys: &mut BTreeSet<(UnixNanos, String)>,
+    n: &mut Node,
+    expire: Option<UnixNanos>,
+) {
     if let Some(old) = n.expire_time {
         let had = ttl_keys.remove(&(old, n.path.clone()));
         assert!(had, "a node with a TTL is in ttl_keys");

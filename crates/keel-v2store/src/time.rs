@@ -139,13 +139,22 @@ mod tests {
             "2026-11-22T17:17:56.63759353Z"
         );
         assert_eq!(format_rfc3339_nano(MIN_EXPIRE_TIME), "2000-01-01T00:00:00Z");
-        assert_eq!(format_rfc3339_nano(951_782_400 * NANOS_PER_SECOND), "2000-02-29T00:00:00Z");
+        assert_eq!(
+            format_rfc3339_nano(951_782_400 * NANOS_PER_SECOND),
+            "2000-02-29T00:00:00Z"
+        );
     }
 
     #[test]
     fn parses_offsets() {
-        assert_eq!(parse_rfc3339("2000-01-01T01:00:00+01:00"), Some(MIN_EXPIRE_TIME));
-        assert_eq!(parse_rfc3339("2000-01-01T00:00:00.5Z"), Some(MIN_EXPIRE_TIME + 500_000_000));
+        assert_eq!(
+            parse_rfc3339("2000-01-01T01:00:00+01:00"),
+            Some(MIN_EXPIRE_TIME)
+        );
+        assert_eq!(
+            parse_rfc3339("2000-01-01T00:00:00.5Z"),
+            Some(MIN_EXPIRE_TIME + 500_000_000)
+        );
         assert_eq!(parse_rfc3339("2000-01-01 00:00:00Z"), None);
         assert_eq!(parse_rfc3339("2000-01-01T00:00:00"), None);
     }

@@ -34,7 +34,7 @@ fn percent_decode(s: &str) -> String {
     while i < b.len() {
         match b[i] {
             b'+' => out.push(b' '),
-            b'%' if i + 2 < b.len() + 0 && i + 2 <= b.len() - 1 => {
+            b'%' if i + 2 < b.len() => {
                 let hex = std::str::from_utf8(&b[i + 1..i + 3]).expect("ascii");
                 out.push(u8::from_str_radix(hex, 16).expect("hex escape"));
                 i += 2;
@@ -83,7 +83,10 @@ fn run(store: &mut Store, line: &str, now: i64) -> Answer {
                     }
                 }
                 Err(_) => {
-                    assert!(store.remove_watcher(w.id), "a waiting watcher is registered");
+                    assert!(
+                        store.remove_watcher(w.id),
+                        "a waiting watcher is registered"
+                    );
                     Answer {
                         status: 200,
                         index: w.start_index.to_string(),
@@ -149,7 +152,13 @@ fn store_answers_like_etcd() {
             let base: u64 = index.parse().expect("first index");
             for i in 0..base {
                 store
-                    .set(&format!("/0/bootstrap{i}"), false, "x", Default::default(), now)
+                    .set(
+                        &format!("/0/bootstrap{i}"),
+                        false,
+                        "x",
+                        Default::default(),
+                        now,
+                    )
                     .expect("bootstrap write");
             }
             bootstrapped = true;
@@ -158,7 +167,9 @@ fn store_answers_like_etcd() {
         if req.starts_with("GET /v2/stats/store") {
             let ours = store.stats().to_json();
             let keys = |s: &str| -> Vec<String> {
-                s.split(',').map(|kv| kv.split(':').next().unwrap_or("").to_string()).collect()
+                s.split(',')
+                    .map(|kv| kv.split(':').next().unwrap_or("").to_string())
+                    .collect()
             };
             assert_eq!(keys(&ours), keys(body), "stats fields and order");
             continue;

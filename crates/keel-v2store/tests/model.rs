@@ -10,7 +10,9 @@ const S: i64 = 1_000_000_000;
 const NOW: i64 = 1_795_305_600 * S;
 
 /// Paths the operations draw from: nested so that files and directories collide.
-const PATHS: &[&str] = &["/1/a", "/1/b", "/1/a/x", "/1/d/x", "/1/d/y", "/1/d/e/x", "/1/d", "/1/d/_h"];
+const PATHS: &[&str] = &[
+    "/1/a", "/1/b", "/1/a/x", "/1/d/x", "/1/d/y", "/1/d/e/x", "/1/d", "/1/d/_h",
+];
 
 #[derive(Debug, Clone)]
 enum Op {
@@ -42,8 +44,14 @@ fn op() -> impl Strategy<Value = Op> {
 
 #[derive(Debug, Clone, PartialEq)]
 enum M {
-    File { value: String, created: u64, modified: u64 },
-    Dir { created: u64 },
+    File {
+        value: String,
+        created: u64,
+        modified: u64,
+    },
+    Dir {
+        created: u64,
+    },
 }
 
 /// The model: a flat map of every existing path (namespace dirs excluded), plus expiries.
@@ -89,7 +97,13 @@ impl Model {
         self.expire.retain(|k, _| k != p && !k.starts_with(&prefix));
     }
 
-    fn create(&mut self, p: &str, node: Option<String>, replace: bool, ttl: Option<i64>) -> Result<u64, ErrorCode> {
+    fn create(
+        &mut self,
+        p: &str,
+        node: Option<String>,
+        replace: bool,
+        ttl: Option<i64>,
+    ) -> Result<u64, ErrorCode> {
         for a in Self::ancestors(p) {
             if let Some(M::File { .. }) = self.nodes.get(a) {
                 return Err(ErrorCode::NotDir);
@@ -102,11 +116,17 @@ impl Model {
         }
         let next = self.index + 1;
         for a in Self::ancestors(p) {
-            self.nodes.entry(a.to_string()).or_insert(M::Dir { created: next });
+            self.nodes
+                .entry(a.to_string())
+                .or_insert(M::Dir { created: next });
         }
         self.expire.remove(p);
         let n = match node {
-            Some(value) => M::File { value, created: next, modified: next },
+            Some(value) => M::File {
+                value,
+                created: next,
+                modified: next,
+            },
             None => M::Dir { created: next },
         };
         self.nodes.insert(p.to_string(), n);
@@ -142,9 +162,20 @@ fn check(store: &Store, model: &Model) {
     for p in PATHS {
         let got = store.get(p, false, false, NOW);
         match (model.lookup(p), got) {
-            (Ok(M::File { value, created, modified }), Ok(e)) => {
+            (
+                Ok(M::File {
+                    value,
+                    created,
+                    modified,
+                }),
+                Ok(e),
+            ) => {
                 assert_eq!(e.node.value.as_deref(), Some(value.as_str()), "{p}");
-                assert_eq!((e.node.created_index, e.node.modified_index), (*created, *modified), "{p}");
+                assert_eq!(
+                    (e.node.created_index, e.node.modified_index),
+                    (*created, *modified),
+                    "{p}"
+                );
             }
             (Ok(M::Dir { created }), Ok(e)) => {
                 assert!(e.node.dir, "{p} is a dir");
@@ -163,8 +194,13 @@ fn apply(store: &mut Store, model: &mut Model, op: &Op, now: &mut i64) {
     match op {
         Op::Set(i, v, ttl) => {
             let t = ttl.map(|t| *now + t * S);
-            let opts = TtlOptions { expire_time: t, refresh: false };
-            let got = store.set(p(i), false, &value(*v), opts, *now).map(|e| e.index());
+            let opts = TtlOptions {
+                expire_time: t,
+                refresh: false,
+            };
+            let got = store
+                .set(p(i), false, &value(*v), opts, *now)
+                .map(|e| e.index());
             let want = model.create(p(i), Some(value(*v)), true, t);
             assert_eq!(got.map_err(|e| e.code), want, "{op:?}");
         }
@@ -174,7 +210,9 @@ fn apply(store: &mut Store, model: &mut Model, op: &Op, now: &mut i64) {
             assert_eq!(got.map_err(|e| e.code), want, "{op:?}");
         }
         Op::Create(i, v) => {
-            let got = store.create(p(i), false, &value(*v), perm, *now).map(|e| e.index());
+            let got = store
+                .create(p(i), false, &value(*v), perm, *now)
+                .map(|e| e.index());
             let want = model.create(p(i), Some(value(*v)), false, None);
             assert_eq!(got.map_err(|e| e.code), want, "{op:?}");
         }
@@ -191,13 +229,19 @@ fn apply(store: &mut Store, model: &mut Model, op: &Op, now: &mut i64) {
             let want = match model.lookup(p(i)).cloned() {
                 Err(c) => Err(c),
                 Ok(M::Dir { .. }) => Err(ErrorCode::NotFile),
-                Ok(M::File { value: cur, .. }) if is_cas && cur != prev => Err(ErrorCode::TestFailed),
+                Ok(M::File { value: cur, .. }) if is_cas && cur != prev => {
+                    Err(ErrorCode::TestFailed)
+                }
                 Ok(M::File { created, .. }) => {
                     model.index += 1;
                     model.expire.remove(p(i));
                     model.nodes.insert(
                         p(i).to_string(),
-                        M::File { value: value(*v), created, modified: model.index },
+                        M::File {
+                            value: value(*v),
+                            created,
+                            modified: model.index,
+                        },
                     );
                     Ok(model.index)
                 }
@@ -205,7 +249,9 @@ fn apply(store: &mut Store, model: &mut Model, op: &Op, now: &mut i64) {
             assert_eq!(got.map(|e| e.index()).map_err(|e| e.code), want, "{op:?}");
         }
         Op::Delete(i, recursive) => {
-            let got = store.delete(p(i), false, *recursive, *now).map(|e| e.index());
+            let got = store
+                .delete(p(i), false, *recursive, *now)
+                .map(|e| e.index());
             let want = match model.lookup(p(i)).cloned() {
                 Err(c) => Err(c),
                 Ok(M::Dir { .. }) if !recursive => Err(ErrorCode::NotFile),
@@ -218,7 +264,9 @@ fn apply(store: &mut Store, model: &mut Model, op: &Op, now: &mut i64) {
             assert_eq!(got.map_err(|e| e.code), want, "{op:?}");
         }
         Op::Cad(i, v) => {
-            let got = store.compare_and_delete(p(i), &value(*v), 0, *now).map(|e| e.index());
+            let got = store
+                .compare_and_delete(p(i), &value(*v), 0, *now)
+                .map(|e| e.index());
             let want = match model.lookup(p(i)).cloned() {
                 Err(c) => Err(c),
                 Ok(M::Dir { .. }) => Err(ErrorCode::NotFile),
@@ -300,7 +348,8 @@ proptest! {
 #[test]
 fn corrupt_snapshots_are_rejected_and_leave_the_store_alone() {
     let mut s = Store::new(&["/0", "/1"]);
-    s.set("/1/k", false, "v", TtlOptions::PERMANENT, NOW).expect("set");
+    s.set("/1/k", false, "v", TtlOptions::PERMANENT, NOW)
+        .expect("set");
     let before = s.save();
     let text = String::from_utf8(before.clone()).expect("utf-8");
     for bad in [

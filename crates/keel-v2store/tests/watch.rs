@@ -2,7 +2,9 @@
 
 use std::sync::Arc;
 
-use keel_v2store::{Action, ErrorCode, Event, Store, TtlOptions, WATCHER_CHANNEL_CAPACITY, Watcher};
+use keel_v2store::{
+    Action, ErrorCode, Event, Store, TtlOptions, WATCHER_CHANNEL_CAPACITY, Watcher,
+};
 
 const NOW: i64 = 1_795_305_600_000_000_000;
 const P: TtlOptions = TtlOptions::PERMANENT;
@@ -50,10 +52,20 @@ fn recursive_watchers_see_children_but_not_hidden_ones() {
     s.set("/1/dir/_h", false, "2", P, NOW).expect("set");
     s.set("/1/dir/_hd/x", false, "3", P, NOW).expect("set");
     s.set("/1/dir", false, "4", P, NOW).expect_err("dir exists");
-    let keys = |w: &mut Watcher| drain(w).0.iter().map(|e| e.node.key.clone()).collect::<Vec<_>>();
+    let keys = |w: &mut Watcher| {
+        drain(w)
+            .0
+            .iter()
+            .map(|e| e.node.key.clone())
+            .collect::<Vec<_>>()
+    };
     assert_eq!(keys(&mut rec), vec!["/1/dir/a"]);
     assert!(keys(&mut flat).is_empty());
-    assert_eq!(keys(&mut hidden), vec!["/1/dir/_h"], "a hidden key's own watcher sees it");
+    assert_eq!(
+        keys(&mut hidden),
+        vec!["/1/dir/_h"],
+        "a hidden key's own watcher sees it"
+    );
     assert_eq!(s.watcher_count(), 3, "stream watchers stay");
 }
 
@@ -99,7 +111,10 @@ fn slow_stream_watcher_is_dropped_when_its_channel_is_full() {
     let (got, closed) = drain(&mut w);
     assert!(closed, "its stream ends after the buffered events");
     assert_eq!(got.len(), WATCHER_CHANNEL_CAPACITY);
-    assert!(got.windows(2).all(|p| p[0].index() + 1 == p[1].index()), "in order, no gaps");
+    assert!(
+        got.windows(2).all(|p| p[0].index() + 1 == p[1].index()),
+        "in order, no gaps"
+    );
 }
 
 #[test]
@@ -110,7 +125,11 @@ fn dropped_receivers_and_removed_watchers_are_unregistered() {
     let w2 = s.watch("/1/k", false, true, 0).expect("watch");
     assert_eq!(s.watcher_count(), 2);
     s.set("/1/k", false, "v", P, NOW).expect("set");
-    assert_eq!(s.watcher_count(), 1, "closed receiver removed on the next event");
+    assert_eq!(
+        s.watcher_count(),
+        1,
+        "closed receiver removed on the next event"
+    );
     assert!(s.remove_watcher(w2.id));
     assert!(!s.remove_watcher(w2.id));
     assert_eq!(s.watcher_count(), 0);
@@ -120,8 +139,14 @@ fn dropped_receivers_and_removed_watchers_are_unregistered() {
 #[test]
 fn refresh_is_recorded_but_never_delivered() {
     let mut s = store();
-    s.set("/1/k", false, "v", TtlOptions::expire_at(NOW + 10_000_000_000), NOW)
-        .expect("set");
+    s.set(
+        "/1/k",
+        false,
+        "v",
+        TtlOptions::expire_at(NOW + 10_000_000_000),
+        NOW,
+    )
+    .expect("set");
     let mut w = s.watch("/1/k", false, true, 0).expect("watch");
     let refresh = TtlOptions {
         expire_time: Some(NOW + 20_000_000_000),
@@ -129,9 +154,15 @@ fn refresh_is_recorded_but_never_delivered() {
     };
     let e = s.set("/1/k", false, "", refresh, NOW).expect("refresh");
     assert!(e.refresh);
-    assert_eq!(e.node.value.as_deref(), Some("v"), "refresh keeps the value");
-    s.update("/1/k", "", refresh, NOW).expect("refresh via update");
-    s.compare_and_swap("/1/k", "v", 0, "", refresh, NOW).expect("refresh via cas");
+    assert_eq!(
+        e.node.value.as_deref(),
+        Some("v"),
+        "refresh keeps the value"
+    );
+    s.update("/1/k", "", refresh, NOW)
+        .expect("refresh via update");
+    s.compare_and_swap("/1/k", "v", 0, "", refresh, NOW)
+        .expect("refresh via cas");
     assert_eq!(s.index(), 4);
     assert_eq!(drain(&mut w), (vec![], false));
     // A watch from the history skips refreshes too.
@@ -145,7 +176,8 @@ fn refresh_is_recorded_but_never_delivered() {
 fn watch_from_the_past_is_answered_from_history_until_it_is_cleared() {
     let mut s = store();
     for i in 0..1005u64 {
-        s.set("/1/loop", false, &i.to_string(), P, NOW).expect("set");
+        s.set("/1/loop", false, &i.to_string(), P, NOW)
+            .expect("set");
     }
     let err = s.watch("/1/loop", false, false, 5).expect_err("cleared");
     assert_eq!(err.code, ErrorCode::EventIndexCleared);
@@ -159,7 +191,10 @@ fn watch_from_the_past_is_answered_from_history_until_it_is_cleared() {
     let (got, closed) = drain(&mut w);
     assert!(closed);
     assert_eq!(got[0].index(), 6);
-    assert_eq!(got[0].etcd_index, 1005, "history answers carry the current index");
+    assert_eq!(
+        got[0].etcd_index, 1005,
+        "history answers carry the current index"
+    );
     assert_eq!(s.watcher_count(), 0, "history answers are not registered");
 }
 
@@ -169,7 +204,11 @@ fn watch_with_future_index_waits_for_that_index() {
     let mut w = s.watch("/1/k", false, false, 3).expect("watch");
     s.set("/1/k", false, "1", P, NOW).expect("set");
     s.set("/1/k", false, "2", P, NOW).expect("set");
-    assert_eq!(drain(&mut w), (vec![], false), "events before waitIndex are skipped");
+    assert_eq!(
+        drain(&mut w),
+        (vec![], false),
+        "events before waitIndex are skipped"
+    );
     s.set("/1/k", false, "3", P, NOW).expect("set");
     let (got, closed) = drain(&mut w);
     assert_eq!((got[0].index(), closed), (3, true));
