@@ -286,3 +286,30 @@ fn snapshot_temporarily_unavailable_is_retried() {
     }
     assert_eq!(n.status().progress[&2].state, ProgressState::Snapshot);
 }
+
+#[test]
+fn joining_node_installs_a_snapshot_that_predates_its_addition() {
+    let mut c = Cluster::new(&[1, 2, 3]);
+    c.campaign(1);
+    for i in 0..10u8 {
+        c.propose(1, &[i]).expect("propose");
+    }
+    let snap_index = c.snapshot_and_compact(1);
+    // A brand-new node: no log, no membership.
+    c.add_node(config(4), MemStorage::new());
+    c.raw(1)
+        .propose_conf_change(keel_raft::ConfChange::single(
+            keel_raft::ConfChangeType::AddNode,
+            4,
+        ))
+        .expect("add 4");
+    c.stabilize();
+    for _ in 0..5 {
+        c.tick_all();
+    }
+    assert_eq!(c.node(4).snapshots, vec![snap_index]);
+    assert_eq!(c.node(4).status().conf_state.voters, vec![1, 2, 3, 4]);
+    c.propose(1, b"with 4").expect("propose");
+    assert_eq!(c.node(4).applied_data(), vec![b"with 4".to_vec()]);
+    c.check_safety();
+}
