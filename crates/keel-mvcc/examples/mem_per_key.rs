@@ -37,6 +37,7 @@ fn main() {
     let n_f = n as f64;
 
     let before = rss_bytes();
+    let started = Instant::now();
     let mut index = TreeIndex::new();
     for i in 0..n {
         index.put(
@@ -44,9 +45,10 @@ fn main() {
             Revision::new(i64::try_from(i).expect("fits") + 2, 0),
         );
     }
+    let index_secs = started.elapsed().as_secs_f64();
     let index_bytes = rss_bytes().saturating_sub(before);
     println!(
-        "index only: {n} keys, {:.1} bytes/key (RSS delta {} MiB)",
+        "index only: {n} keys in {index_secs:.2} s, {:.1} bytes/key (RSS delta {} MiB)",
         index_bytes as f64 / n_f,
         index_bytes >> 20
     );

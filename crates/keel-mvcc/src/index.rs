@@ -233,6 +233,15 @@ fn put_varint(out: &mut Vec<u8>, n: i64) {
     }
 }
 
+/// Bytes [`put_varint`] writes for `n`.
+fn varint_len(n: i64) -> usize {
+    let bits = 64
+        - u64::try_from(n)
+            .expect("index integers are never negative")
+            .leading_zeros();
+    usize::try_from(bits.max(1).div_ceil(7)).expect("at most 10")
+}
+
 /// Reads what [`put_varint`] wrote; the bytes come only from [`Entry::new`].
 struct Reader<'a> {
     bytes: &'a [u8],
@@ -278,25 +287,35 @@ struct Entry(Box<[u8]>);
 
 impl Entry {
     fn new(key: &[u8], gens: &Generations) -> Self {
-        let mut out = Vec::with_capacity(key.len() + 16);
-        put_varint(
-            &mut out,
-            i64::try_from(key.len()).expect("key length fits i64"),
-        );
+        let key_len = i64::try_from(key.len()).expect("key length fits i64");
+        let count = |n: usize| i64::try_from(n).expect("count fits i64");
+        let gen_size = |g: &Generation| {
+            varint_len(g.ver)
+                + varint_len(g.created.main)
+                + varint_len(g.created.sub)
+                + varint_len(count(g.revs.len()))
+                + g.revs
+                    .iter()
+                    .map(|r| varint_len(r.main) + varint_len(r.sub))
+                    .sum::<usize>()
+        };
+        let size =
+            varint_len(key_len) + key.len() + gens.generations.iter().map(gen_size).sum::<usize>();
+        // Sized exactly, so that turning it into a box does not reallocate.
+        let mut out = Vec::with_capacity(size);
+        put_varint(&mut out, key_len);
         out.extend_from_slice(key);
         for g in &gens.generations {
             put_varint(&mut out, g.ver);
             put_varint(&mut out, g.created.main);
             put_varint(&mut out, g.created.sub);
-            put_varint(
-                &mut out,
-                i64::try_from(g.revs.len()).expect("count fits i64"),
-            );
+            put_varint(&mut out, count(g.revs.len()));
             for r in &g.revs {
                 put_varint(&mut out, r.main);
                 put_varint(&mut out, r.sub);
             }
         }
+        assert_eq!(out.len(), size, "entry size computed exactly");
         Self(out.into_boxed_slice())
     }
 
@@ -444,7 +463,18 @@ impl TreeIndex {
 
     /// Records a put of `key` at `rev`.
     pub fn put(&mut self, key: &[u8], rev: Revision) {
-        self.update(key, |g| g.put(rev));
+        if self.tree.contains(key) {
+            self.update(key, |g| g.put(rev));
+        } else {
+            let created = Generations {
+                generations: vec![Generation {
+                    ver: 1,
+                    created: rev,
+                    revs: vec![rev],
+                }],
+            };
+            self.tree.insert(Entry::new(key, &created));
+        }
     }
 
     /// Rebuild path: records a put found in the backend.
