@@ -5,6 +5,9 @@
 # waits n seconds (TTL expiry, etcd SYNCs every 500 ms); `REPEAT n METHOD PATH FORM`
 # sends the request n times and records only the last answer.
 # Output blocks are: `> request`, `< STATUS X-Etcd-Index`, then the JSON body line.
+# Then it restarts etcd with --snapshot-count=20, writes keys until a snapshot file
+# appears, and extracts etcd's v2 store JSON from it into
+# tests/fixtures/etcd_v2_snapshot.json (for the recovery interop test).
 set -euo pipefail
 cd "$(dirname "$0")"
 ETCD=${ETCD:-/usr/bin/etcd}
@@ -60,3 +63,52 @@ while IFS= read -r line || [ -n "$line" ]; do
       { echo "> $line"; send "$method" "$path" "${form:-}"; } >>"$OUT" ;;
   esac
 done <"$REQ"
+
+# --- etcd's own v2 snapshot -------------------------------------------------------------
+kill $ETCD_PID; wait $ETCD_PID 2>/dev/null || true
+rm -rf "$DATA"; DATA=$(mktemp -d)
+"$ETCD" --enable-v2 --name fixture --data-dir "$DATA" --snapshot-count 20 \
+  --listen-client-urls "http://127.0.0.1:$CPORT" --advertise-client-urls "http://127.0.0.1:$CPORT" \
+  --listen-peer-urls "http://127.0.0.1:$PPORT" --initial-advertise-peer-urls "http://127.0.0.1:$PPORT" \
+  --initial-cluster "fixture=http://127.0.0.1:$PPORT" >"$DATA/etcd.log" 2>&1 &
+ETCD_PID=$!
+for _ in $(seq 1 100); do
+  curl -fs "$BASE/v2/keys/" >/dev/null 2>&1 && break
+  sleep 0.1
+done
+curl -fs -X PUT "$BASE/v2/keys/snap/ttl" -d value=t -d ttl=100000 >/dev/null
+curl -fs -X PUT "$BASE/v2/keys/snap/dir" -d dir=true >/dev/null
+curl -fs -X PUT "$BASE/v2/keys/snap/_hidden" -d value=h >/dev/null
+for i in $(seq 1 40); do
+  curl -fs -X PUT "$BASE/v2/keys/snap/k$i" -d value="v$i" >/dev/null
+  ls "$DATA"/member/snap/*.snap >/dev/null 2>&1 && break
+done
+sleep 1
+SNAP=$(ls "$DATA"/member/snap/*.snap | tail -1)
+# A .snap file is snappb.Snapshot{crc=1, data=2}; data is raftpb.Snapshot{data=1, ...}.
+python3 - "$SNAP" tests/fixtures/etcd_v2_snapshot.json <<'PY'
+import sys
+def fields(b):
+    i, out = 0, {}
+    while i < len(b):
+        key = 0; shift = 0
+        while True:
+            c = b[i]; i += 1; key |= (c & 0x7f) << shift; shift += 7
+            if c < 0x80: break
+        num, wt = key >> 3, key & 7
+        if wt == 0:
+            while b[i] & 0x80: i += 1
+            i += 1
+        elif wt == 2:
+            n = 0; shift = 0
+            while True:
+                c = b[i]; i += 1; n |= (c & 0x7f) << shift; shift += 7
+                if c < 0x80: break
+            out.setdefault(num, b[i:i+n]); i += n
+        else:
+            raise SystemExit("unexpected wire type %d" % wt)
+    return out
+raw = open(sys.argv[1], "rb").read()
+store = fields(fields(raw)[2])[1]
+open(sys.argv[2], "wb").write(store)
+PY
