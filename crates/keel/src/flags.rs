@@ -666,6 +666,15 @@ fn unix_not_supported(flag: &str, url: &RawUrl) -> FlagError {
     ))
 }
 
+/// The value of a URL-list flag. etcd's URL flags accept "" as an exception that leaves the
+/// previous value, the default, in place (the flag still counts as given).
+fn url_flag_text<'a>(given: &'a Given, flag: &str, default: &'a str) -> &'a str {
+    match given.get(flag) {
+        Some(text) if !text.is_empty() => text,
+        _ => default,
+    }
+}
+
 /// Listen URLs: http, and an IP (or `localhost`, bound as 127.0.0.1) to bind, as etcd's
 /// `checkBindURLs`.
 fn bind_addrs(
@@ -673,7 +682,7 @@ fn bind_addrs(
     flag: &'static str,
     default: &str,
 ) -> Result<Vec<SocketAddr>, FlagError> {
-    let text = given.get(flag).unwrap_or(default);
+    let text = url_flag_text(given, flag, default);
     let urls = parse_urls(text).map_err(|reason| given.invalid(flag, reason))?;
     let mut addrs = Vec::with_capacity(urls.len());
     for url in &urls {
@@ -703,7 +712,7 @@ fn bind_addrs(
 
 /// Advertised URLs: http with a non-empty host, as etcd's `checkHostURLs`.
 fn host_urls(given: &Given, flag: &'static str, default: &str) -> Result<Vec<Url>, FlagError> {
-    let text = given.get(flag).unwrap_or(default);
+    let text = url_flag_text(given, flag, default);
     let urls = parse_urls(text).map_err(|reason| given.invalid(flag, reason))?;
     advertised(flag, &urls)
 }
@@ -1437,6 +1446,26 @@ mod tests {
         )
         .expect_err("set from env counts as set");
         assert_eq!(error, FlagError::UnsetAdvertiseClientUrls);
+        // An empty value keeps etcd's default, and the flag counts as given.
+        let config = run(
+            &[
+                "--listen-client-urls=http://127.0.0.1:12379",
+                "--advertise-client-urls=",
+            ],
+            &[],
+        )
+        .expect("advertises the default")
+        .server;
+        assert_eq!(
+            config.advertise_client_urls,
+            vec![url("http://localhost:2379")]
+        );
+        let error = run(&["--listen-client-urls="], &[]).expect_err("given, so advertise too");
+        assert_eq!(error, FlagError::UnsetAdvertiseClientUrls);
+        let config = run(&["--listen-peer-urls="], &[])
+            .expect("listens on the default")
+            .server;
+        assert_eq!(config.listen_peer_addrs, vec![addr("127.0.0.1:2380")]);
         // Timing errors come first, as etcd checks them first.
         let error = run(
             &[
