@@ -85,6 +85,11 @@
 //! compaction is either entirely on disk or not at all, and etcd's `physical` wait is
 //! always satisfied when [`Store::compact`] returns.
 //!
+//! Compaction at `rev` keeps, for every key, its newest record at or below `rev`, and
+//! drops it if it is a tombstone below `rev`; a tombstone at exactly `rev` stays until
+//! the next compaction (as etcd since 3.4.34/3.5.15), so a watcher resuming at the
+//! compaction point still sees that deletion.
+//!
 //! A snapshot ([`Store::snapshot`]) is a new redb file with both tables copied from one
 //! committed redb read transaction, so it is the same layout and opens as a store.
 //!

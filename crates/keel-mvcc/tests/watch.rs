@@ -342,3 +342,25 @@ fn many_key_and_range_watchers_each_get_their_own_events() {
     assert_eq!(from, (45..50).map(|i| format!("k{i}")).collect::<Vec<_>>());
     assert_eq!(h.store.watcher_count(), 52);
 }
+
+#[test]
+fn watcher_at_the_compaction_point_sees_its_deletion() {
+    // etcd issue 18089: a deletion at exactly the compaction revision used to be
+    // compacted away, so a watcher resuming there missed it.
+    let mut h = Harness::new();
+    h.put("a", "1");
+    h.put("b", "1");
+    h.del("a", "");
+    h.compact(4).expect("compact at the deletion");
+    let (tx, mut rx) = channel(8);
+    h.store.watch(watch_all(4), tx);
+    h.store.sync_watchers().expect("sync");
+    assert_eq!(flatten(&drain(&mut rx)), [(4, "a".into(), false)]);
+    // Also after a restart, which rebuilds the index from the lone tombstone.
+    h.crash_and_reopen(keel_mvcc::BatchConfig::default());
+    let (tx, mut rx) = channel(8);
+    h.store.watch(watch_all(4), tx);
+    h.store.sync_watchers().expect("sync");
+    assert_eq!(flatten(&drain(&mut rx)), [(4, "a".into(), false)]);
+    assert!(h.get("a").is_none());
+}
