@@ -44,6 +44,12 @@ fn bench(c: &mut Criterion) {
     c.bench_function("get_recursive_dir_625_keys", |b| {
         b.iter(|| s.get("/1/dir5", true, true, 0).expect("dir exists"))
     });
+    let snapshot = s.save();
+    c.bench_function("save_10k_keys", |b| b.iter(|| s.save()));
+    c.bench_function("recover_10k_keys", |b| {
+        let mut r = Store::new(&["/0", "/1"]);
+        b.iter(|| r.recover(&snapshot).expect("own snapshot recovers"))
+    });
 }
 
 criterion_group!(benches, bench);

@@ -310,3 +310,170 @@ impl Store {
         e.map(Some)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::event::Action;
+
+    fn form(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    fn parse(method: Method, path: &str, pairs: &[(&str, &str)]) -> Result<V2Request, V2Error> {
+        parse_key_request(method, path, &form(pairs), 1_000).map(|p| p.request)
+    }
+
+    #[test]
+    fn parses_like_etcd() {
+        let r = parse(
+            Method::Put,
+            "/v2/keys/a/../b/",
+            &[("value", "v"), ("ttl", "5")],
+        )
+        .expect("valid");
+        assert_eq!(r.path, "/1/b");
+        assert_eq!(r.val, "v");
+        assert_eq!(r.expiration, 5_000_001_000);
+        let r = parse(
+            Method::Get,
+            "/v2/keys/x",
+            &[("quorum", "T"), ("recursive", "1")],
+        )
+        .expect("valid");
+        assert_eq!((r.method, r.recursive), (Method::QGet, true));
+        let r = parse(Method::Put, "/v2/keys/x", &[("ttl", "")]).expect("empty ttl is no ttl");
+        assert_eq!(r.expiration, 0);
+        let r = parse(
+            Method::Put,
+            "/v2/keys/x",
+            &[("value", "body"), ("value", "query")],
+        )
+        .expect("valid");
+        assert_eq!(r.val, "body", "the first value wins");
+    }
+
+    type BadForm<'a> = (Method, &'a [(&'a str, &'a str)], ErrorCode, &'a str);
+
+    #[test]
+    fn rejects_bad_forms_with_etcds_codes() {
+        let cases: &[BadForm] = &[
+            (
+                Method::Put,
+                &[("wait", "true")],
+                ErrorCode::InvalidField,
+                "\"wait\" can only be used with GET requests",
+            ),
+            (
+                Method::Get,
+                &[("recursive", "yes")],
+                ErrorCode::InvalidField,
+                "invalid value for \"recursive\"",
+            ),
+            (
+                Method::Put,
+                &[("prevIndex", "-1")],
+                ErrorCode::IndexNaN,
+                "invalid value for \"prevIndex\"",
+            ),
+            (
+                Method::Get,
+                &[("waitIndex", "x")],
+                ErrorCode::IndexNaN,
+                "invalid value for \"waitIndex\"",
+            ),
+            (
+                Method::Put,
+                &[("prevValue", "")],
+                ErrorCode::PrevValueRequired,
+                "\"prevValue\" cannot be empty",
+            ),
+            (
+                Method::Put,
+                &[("ttl", "1.5")],
+                ErrorCode::TtlNaN,
+                "invalid value for \"ttl\"",
+            ),
+            (
+                Method::Put,
+                &[("prevExist", "maybe")],
+                ErrorCode::InvalidField,
+                "invalid value for prevExist",
+            ),
+            (
+                Method::Put,
+                &[("refresh", "true"), ("value", "v"), ("ttl", "1")],
+                ErrorCode::RefreshValue,
+                "A value was provided on a refresh",
+            ),
+            (
+                Method::Put,
+                &[("refresh", "true")],
+                ErrorCode::RefreshTtlRequired,
+                "No TTL value set",
+            ),
+        ];
+        for (method, pairs, code, cause) in cases {
+            let err = parse(*method, "/v2/keys/k", pairs).expect_err("invalid");
+            assert_eq!(
+                (err.code, err.cause.as_str(), err.index),
+                (*code, *cause, 0),
+                "{pairs:?}"
+            );
+        }
+        let err = parse(Method::Get, "/v2/other", &[]).expect_err("prefix");
+        assert_eq!(err.code, ErrorCode::InvalidForm);
+    }
+
+    #[test]
+    fn apply_maps_methods_like_etcds_applier() {
+        let mut s = Store::new(&["/0", "/1"]);
+        let put = |pairs: &[(&str, &str)]| parse(Method::Put, "/v2/keys/k", pairs).expect("valid");
+        let action = |s: &mut Store, r: &V2Request| {
+            s.apply(r, 0)
+                .map(|e| e.expect("an event").action)
+                .map_err(|e| e.code)
+        };
+        assert_eq!(
+            action(&mut s, &put(&[("prevExist", "true"), ("value", "a")])),
+            Err(ErrorCode::KeyNotFound)
+        );
+        assert_eq!(
+            action(&mut s, &put(&[("prevExist", "false"), ("value", "a")])),
+            Ok(Action::Create)
+        );
+        assert_eq!(action(&mut s, &put(&[("value", "b")])), Ok(Action::Set));
+        assert_eq!(
+            action(&mut s, &put(&[("prevExist", "true"), ("value", "c")])),
+            Ok(Action::Update)
+        );
+        assert_eq!(
+            action(
+                &mut s,
+                &put(&[("prevExist", "true"), ("prevValue", "c"), ("value", "d")])
+            ),
+            Ok(Action::CompareAndSwap)
+        );
+        assert_eq!(
+            action(&mut s, &put(&[("prevIndex", "4"), ("value", "e")])),
+            Ok(Action::CompareAndSwap)
+        );
+        let post = parse(Method::Post, "/v2/keys/q", &[("value", "job")]).expect("valid");
+        let e = s.apply(&post, 0).expect("post").expect("event");
+        assert_eq!(
+            (e.action, e.node.key.as_str()),
+            (Action::Create, "/1/q/00000000000000000006")
+        );
+        let cad = parse(Method::Delete, "/v2/keys/k", &[("prevValue", "e")]).expect("valid");
+        assert_eq!(action(&mut s, &cad), Ok(Action::CompareAndDelete));
+        let del = parse(Method::Delete, "/v2/keys/q", &[("recursive", "true")]).expect("valid");
+        assert_eq!(action(&mut s, &del), Ok(Action::Delete));
+        let mut sync = V2Request::new(Method::Sync, "");
+        sync.time = i64::MAX;
+        assert_eq!(s.apply(&sync, 0), Ok(None));
+        assert_eq!(s.index(), 8);
+    }
+}
