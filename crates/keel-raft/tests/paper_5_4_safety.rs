@@ -123,7 +123,8 @@ fn figure_8_previous_term_entry_commits_with_the_first_current_term_entry() {
 
 #[cfg(feature = "planted-bugs")]
 #[test]
-fn planted_figure_8_bug_commits_an_entry_that_is_later_overwritten() {
+#[should_panic(expected = "new leader 5 lacks applied entry 2@2")]
+fn planted_figure_8_bug_is_caught_by_the_leader_completeness_check() {
     let mut c = figure_8_cluster(|cfg| {
         cfg.planted_bug = Some(keel_raft::PlantedBug::CommitPreviousTermEntries)
     });
@@ -139,25 +140,13 @@ fn planted_figure_8_bug_commits_an_entry_that_is_later_overwritten() {
             .iter()
             .any(|e| (e.index, e.term) == (2, 2))
     );
+    // Figure 8 (d): S5 can still be elected, and would overwrite the applied 2@2; the test
+    // network's leader completeness check stops the run there.
     c.filter = None;
     c.heal();
     c.isolate(1);
     c.campaign(5);
-    if c.role(5) != StateRole::Leader {
-        c.campaign(5);
-    }
-    c.propose(5, b"after").expect("propose");
-    let s5 = c
-        .node(5)
-        .applied
-        .iter()
-        .find(|e| e.index == 2)
-        .map(|e| e.term);
-    assert_eq!(
-        s5,
-        Some(3),
-        "state machine safety is violated, as Figure 8 shows"
-    );
+    c.campaign(5);
 }
 
 #[test]
