@@ -52,6 +52,7 @@
 
 mod api;
 mod apply;
+mod authority;
 mod config;
 mod convert;
 mod errors;
@@ -406,6 +407,7 @@ impl Server {
                 .route("/version", get(api::version))
                 .merge(grpc);
             let stop = wait_true(client_stop_rx.clone());
+            let listener = authority::ClientListener(listener);
             client_tasks.push(tokio::spawn(async move {
                 if let Err(e) = axum::serve(listener, app)
                     .with_graceful_shutdown(stop)
