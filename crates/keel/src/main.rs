@@ -2,7 +2,7 @@
 
 use std::process::ExitCode;
 
-use keel::flags::{self, Command, FlagError, Options};
+use keel::flags::{self, Command, FlagError, LogOptions, LogOutput, Options};
 use keel::{logging, version_text};
 use keel_server::{Server, ServerConfig};
 use tokio::signal::unix::{SignalKind, signal};
@@ -75,18 +75,28 @@ fn run(options: Options) -> ExitCode {
     {
         Ok(runtime) => runtime,
         Err(error) => {
-            error!("cannot start the async runtime: {error}");
-            eprintln!("keel: cannot start the async runtime: {error}");
+            fatal(
+                &options.log,
+                &format!("cannot start the async runtime: {error}"),
+            );
             return ExitCode::FAILURE;
         }
     };
     match runtime.block_on(serve(options.server)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(message) => {
-            error!("{message}");
-            eprintln!("keel: {message}");
+            fatal(&options.log, &message);
             ExitCode::FAILURE
         }
+    }
+}
+
+/// Logs a fatal error; when logs go to stdout, also says it on stderr, where a user who
+/// started the process looks for why it stopped.
+fn fatal(log: &LogOptions, message: &str) {
+    error!("{message}");
+    if log.output == LogOutput::Stdout {
+        eprintln!("keel: {message}");
     }
 }
 
