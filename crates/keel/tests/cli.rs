@@ -209,9 +209,48 @@ fn a_member_configured_only_by_environment_starts_with_the_default_data_dir() {
         dir.path().join("envnode.keel").is_dir(),
         "data dir is ${{name}}.keel"
     );
-    // zap: every log line is a JSON object.
-    let first = log.lines().next().expect("keel logged something");
-    serde_json::from_str::<serde_json::Value>(first).expect("zap logs JSON lines");
+    // zap: every log line is a JSON object; the start-up lines name the member, its data
+    // dir, its ids and where it listens.
+    // The server answers as soon as it started; its start-up lines follow at once.
+    let log = common::wait_for(Duration::from_secs(10), || {
+        let log = std::fs::read_to_string(dir.path().join("log")).ok()?;
+        log.contains("ready to serve client requests")
+            .then_some(log)
+    })
+    .unwrap_or(log);
+    let messages: Vec<String> = log
+        .lines()
+        .map(|line| {
+            let json: serde_json::Value = serde_json::from_str(line)
+                .unwrap_or_else(|e| panic!("zap logs JSON lines, not {line:?}: {e}"));
+            json["message"].as_str().unwrap_or_default().to_owned()
+        })
+        .collect();
+    let member_id = members
+        .stdout
+        .split(',')
+        .next()
+        .expect("an id")
+        .trim()
+        .to_owned();
+    for expected in [
+        "name = envnode".to_owned(),
+        "data dir = envnode.keel".to_owned(),
+        format!("listening for client requests on 127.0.0.1:{client}"),
+        format!("listening for peers on 127.0.0.1:{peer}"),
+        "ready to serve client requests".to_owned(),
+    ] {
+        assert!(
+            messages.contains(&expected),
+            "no {expected:?} in {messages:#?}"
+        );
+    }
+    assert!(
+        messages
+            .iter()
+            .any(|m| m.starts_with(&format!("started member {member_id} in cluster "))),
+        "no start line for member {member_id} in {messages:#?}"
+    );
     let _ = child.0.kill();
 }
 
