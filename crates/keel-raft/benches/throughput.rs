@@ -79,8 +79,11 @@ impl Cluster {
 
     /// Proposes `batch` entries of `size` bytes and runs until all nodes applied them.
     fn round(&mut self, batch: usize, size: usize) {
-        for _ in 0..batch {
+        if batch == 1 {
             self.nodes[0].propose(vec![0xAB; size]).expect("propose");
+        } else {
+            let entries = (0..batch).map(|_| vec![0xAB; size]).collect();
+            self.nodes[0].propose_batch(entries).expect("propose batch");
         }
         self.pump();
         let target = self.nodes[0].status().last_index;

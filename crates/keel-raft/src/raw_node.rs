@@ -205,6 +205,27 @@ impl<S: Storage> RawNode<S> {
         self.propose_entry(EntryKind::Normal, data)
     }
 
+    /// Proposes several entries at once, all or nothing: they are appended together and
+    /// sent to followers in the same append messages. An empty batch does nothing.
+    pub fn propose_batch(&mut self, batch: Vec<Vec<u8>>) -> Result<(), Error> {
+        if batch.is_empty() {
+            return Ok(());
+        }
+        let id = self.raft.id();
+        self.raft.step(Message {
+            kind: MessageType::Propose,
+            from: id,
+            entries: batch
+                .into_iter()
+                .map(|data| Entry {
+                    data,
+                    ..Entry::default()
+                })
+                .collect(),
+            ..Message::default()
+        })
+    }
+
     /// Proposes a membership change.
     pub fn propose_conf_change(&mut self, cc: ConfChange) -> Result<(), Error> {
         self.propose_entry(EntryKind::ConfChange, cc.encode())

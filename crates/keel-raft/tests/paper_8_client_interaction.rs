@@ -174,3 +174,29 @@ fn read_index_on_single_node_is_immediate_after_first_commit() {
     assert_eq!(c.node(1).reads.len(), 1);
     assert_eq!(c.node(1).reads[0].index, 1);
 }
+
+#[test]
+fn batched_proposals_are_appended_together_or_not_at_all() {
+    let mut c = Cluster::with_config(&[1, 2, 3], |cfg| cfg.max_uncommitted_entries_size = 100);
+    c.campaign(1);
+    c.raw(1)
+        .propose_batch(vec![b"a".to_vec(), b"b".to_vec()])
+        .expect("batch");
+    c.stabilize();
+    assert_eq!(c.node(2).applied_data(), vec![b"a".to_vec(), b"b".to_vec()]);
+    c.isolate(1);
+    c.raw(1).propose(vec![0; 60]).expect("fits");
+    let last = c.node(1).status().last_index;
+    assert_eq!(
+        c.raw(1).propose_batch(vec![vec![0; 30], vec![0; 30]]),
+        Err(Error::ProposalDropped),
+        "60 + 60 exceeds the limit: nothing of the batch is appended"
+    );
+    assert_eq!(c.node(1).status().last_index, last);
+    assert_eq!(c.raw(1).propose_batch(Vec::new()), Ok(()));
+    assert_eq!(
+        c.raw(2).propose_batch(vec![b"x".to_vec()]),
+        Ok(()),
+        "forwarded"
+    );
+}
