@@ -55,6 +55,12 @@ impl TtlOptions {
 /// - the root and the namespaces given to [`Store::new`] are directories that cannot be
 ///   written or deleted.
 ///
+/// Paths are cleaned like Go's `path.Clean` (so `/a/../b/` is `/b`) before use, and keys in
+/// answers are the cleaned paths (etcd's HTTP layer cleans them before the store sees them).
+///
+/// The store is `Send + Sync`: a server can apply under a write lock and serve gets (which
+/// take `&self`) under a read lock.
+///
 /// `now` arguments only affect the `ttl` reported in answers; the state depends solely on
 /// the sequence of calls and their arguments, so every member applying the same log ends
 /// up with the same store.
@@ -777,5 +783,40 @@ fn update_ttl(
     n.expire_time = expire;
     if let Some(t) = expire {
         ttl_keys.insert((t, n.path.clone()));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn assert_send_sync<T: Send + Sync>() {}
+
+    #[test]
+    fn store_is_send_and_sync() {
+        assert_send_sync::<Store>();
+    }
+
+    #[test]
+    fn namespaces_and_root_are_read_only() {
+        let mut s = Store::new(&["/0", "/1"]);
+        for p in ["/", "/0", "/1", "/1/../0/"] {
+            assert_eq!(
+                s.set(p, false, "v", TtlOptions::PERMANENT, 0)
+                    .map_err(|e| e.code),
+                Err(ErrorCode::RootReadOnly)
+            );
+            assert_eq!(
+                s.delete(p, true, true, 0).map_err(|e| e.code),
+                Err(ErrorCode::RootReadOnly)
+            );
+            assert_eq!(
+                s.update(p, "", TtlOptions::PERMANENT, 0)
+                    .map_err(|e| e.code),
+                Err(ErrorCode::RootReadOnly)
+            );
+        }
+        assert_eq!(s.index(), 0);
+        s.check_invariants();
     }
 }
