@@ -287,6 +287,23 @@ fn signal_stops_cleanly_and_keeps_data(signal: &str) {
     let mut cluster = Cluster::start(Impl::Keel, &member_specs(1), &[]);
     let put = etcdctl(&cluster.endpoint(0), &["put", "kept", signal], None);
     assert!(put.ok(), "{put:?}");
+    // capnslog, the default logger: "2026-11-22 17:05:05.026945 I | keel: name = infra1".
+    let log = std::fs::read_to_string(&cluster.nodes[0].log_path).expect("read the log");
+    let line = log
+        .lines()
+        .find(|line| line.ends_with(" I | keel: name = infra1"))
+        .unwrap_or_else(|| panic!("no capnslog name line in\n{log}"));
+    let stamp = &line[..26];
+    assert!(
+        stamp.chars().enumerate().all(|(i, c)| match i {
+            4 | 7 => c == '-',
+            10 => c == ' ',
+            13 | 16 => c == ':',
+            19 => c == '.',
+            _ => c.is_ascii_digit(),
+        }),
+        "not a capnslog timestamp: {line:?}"
+    );
     let pid = cluster.pid(0).expect("running");
     let sent = Command::new("kill")
         .args([format!("-{signal}"), pid.to_string()])
