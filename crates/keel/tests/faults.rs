@@ -203,7 +203,19 @@ fn leader_killed_under_load_elects_a_new_leader_and_loses_no_acknowledged_write(
     );
 
     let killed_at = Instant::now();
+    let at_kill = count(&acked);
     cluster.kill(leader);
+    // Writes in flight when the leader died may still be acknowledged; more than one per
+    // client means the cluster commits again.
+    let first_acks = wait_for(Duration::from_secs(20), || {
+        (count(&acked) > at_kill + 24).then(|| killed_at.elapsed())
+    });
+    assert!(
+        first_acks.is_some(),
+        "no write acknowledged within 20 s of killing the leader\n{}",
+        cluster.logs()
+    );
+    eprintln!("writes acknowledged again {first_acks:?} after SIGKILL of the leader");
     let new_leader = cluster.leader(Duration::from_secs(20)).unwrap_or_else(|| {
         panic!(
             "no new leader after killing member {leader}\n{}",
