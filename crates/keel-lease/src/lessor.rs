@@ -3,7 +3,9 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use crate::{LeaseError, LeaseId, LeaseRecord, LessorConfig, MAX_LEASE_TTL_SECS, RestoreError};
+use crate::{
+    LeaseError, LeaseId, LeaseRecord, LessorConfig, LessorStats, MAX_LEASE_TTL_SECS, RestoreError,
+};
 
 const MS_PER_SEC: u64 = 1000;
 
@@ -38,6 +40,10 @@ pub struct Renewed {
     /// in flight. The server must propose it and should answer the keep-alive only
     /// once it is applied: until then a new leader would resume the lease from the
     /// stale, shorter remaining TTL (etcd answers before, and lives with that window).
+    /// "In flight" is counted per lease: a checkpoint proposal that is lost within a
+    /// term (not applied, no leader change) makes each later renewal of that lease
+    /// carry a clearing checkpoint until the next promotion. That costs Raft entries,
+    /// never correctness.
     pub checkpoint: Option<Checkpoint>,
 }
 
@@ -203,6 +209,7 @@ pub struct Lessor {
     key_owner: BTreeMap<Vec<u8>, LeaseId>,
     primary: Option<Primary>,
     last_now_ms: u64,
+    stats: LessorStats,
 }
 
 impl Lessor {
@@ -216,6 +223,7 @@ impl Lessor {
             key_owner: BTreeMap::new(),
             primary: None,
             last_now_ms: 0,
+            stats: LessorStats::default(),
         }
     }
 
@@ -223,6 +231,12 @@ impl Lessor {
     #[must_use]
     pub fn config(&self) -> &LessorConfig {
         &self.config
+    }
+
+    /// Counters for the server's metrics.
+    #[must_use]
+    pub fn stats(&self) -> LessorStats {
+        self.stats
     }
 
     /// Whether this member is the primary lessor (the Raft leader that has applied
@@ -294,6 +308,7 @@ impl Lessor {
                 interval,
             );
         }
+        self.stats.granted_total += 1;
         Ok(record)
     }
 
@@ -318,6 +333,7 @@ impl Lessor {
                 "the primary had no timers for live lease {id}"
             );
         }
+        self.stats.revoked_total += 1;
         Ok(Revoked {
             id,
             keys: lease.keys.into_iter().collect(),
@@ -490,6 +506,7 @@ impl Lessor {
         let checkpoint = if lease.remaining_ttl_secs != 0 || timers.checkpoints_in_flight > 0 {
             let t = primary.timers.get_mut(&id).expect("armed just above");
             t.checkpoints_in_flight = t.checkpoints_in_flight.saturating_add(1);
+            self.stats.checkpoints_emitted_total += 1;
             Some(Checkpoint {
                 id,
                 remaining_ttl_secs: 0,
@@ -497,6 +514,7 @@ impl Lessor {
         } else {
             None
         };
+        self.stats.renewed_total += 1;
         Ok(Renewed {
             ttl_secs: lease.ttl_secs,
             checkpoint,
@@ -564,6 +582,7 @@ impl Lessor {
                 .expect("every queued lease has timers");
             timers.report_at_ms = next;
             expired.push(id);
+            self.stats.expired_reported_total += 1;
         }
         primary.revoke_bucket.take(expired.len() as u64);
         expired
@@ -620,6 +639,7 @@ impl Lessor {
                 primary.checkpoint_queue.insert((next, id));
             }
             timers.checkpoints_in_flight = timers.checkpoints_in_flight.saturating_add(1);
+            self.stats.checkpoints_emitted_total += 1;
             batch.push(Checkpoint {
                 id,
                 remaining_ttl_secs,

@@ -115,10 +115,12 @@ mod config;
 mod error;
 mod id;
 mod lessor;
+mod metrics;
 mod record;
 
 pub use config::{LessorConfig, MAX_LEASE_TTL_SECS, min_lease_ttl_secs};
 pub use error::{DecodeError, LeaseError, RestoreError};
 pub use id::LeaseId;
 pub use lessor::{Checkpoint, Lessor, Renewed, Revoked, TimeToLive};
+pub use metrics::LessorStats;
 pub use record::{LeaseRecord, RECORD_LEN_BYTES, RECORD_VERSION};

@@ -228,3 +228,41 @@ fn renew_clears_a_recorded_or_in_flight_checkpoint() {
     l.apply_checkpoint(&cps);
     assert!(l.renew(id(1), 23_000).expect("alive").checkpoint.is_some());
 }
+
+#[test]
+fn stats_count_what_etcds_lease_metrics_count() {
+    let mut l = Lessor::new(LessorConfig {
+        checkpoint_interval_ms: 10_000,
+        ..LessorConfig::default()
+    });
+    l.promote(0, 0);
+    l.apply_grant(1, 60, 0).expect("grant");
+    l.apply_grant(2, 10, 0).expect("grant");
+    assert!(
+        l.apply_grant(2, 10, 0).is_err(),
+        "failed grants are not counted"
+    );
+    l.renew(id(2), 5_000).expect("alive");
+    let cps = l.due_checkpoints(10_000);
+    l.apply_checkpoint(&cps);
+    l.renew(id(1), 11_000)
+        .expect("alive, clears the checkpoint");
+    assert_eq!(l.find_expired(15_000, 10), vec![id(2)]);
+    l.apply_revoke(2).expect("reported");
+    let stats = l.stats();
+    assert_eq!(
+        (
+            stats.granted_total,
+            stats.renewed_total,
+            stats.revoked_total
+        ),
+        (2, 2, 1)
+    );
+    assert_eq!(
+        (
+            stats.expired_reported_total,
+            stats.checkpoints_emitted_total
+        ),
+        (1, 2)
+    );
+}
