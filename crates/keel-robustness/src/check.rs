@@ -186,17 +186,17 @@ fn linearizable(records: &[Record], keys: &[String]) -> Verdict {
                 .iter()
                 .filter_map(|&i| v.operations.get(i).map(String::as_str))
                 .collect();
-            let tail: Vec<&str> = placed.iter().rev().take(5).rev().copied().collect();
+            let tail: Vec<&str> = placed.iter().rev().take(3).rev().copied().collect();
             let unplaced: Vec<&str> = v
                 .operations
                 .iter()
                 .enumerate()
                 .filter(|(i, _)| !v.longest_prefix.contains(i))
                 .map(|(_, s)| s.as_str())
-                .take(5)
+                .take(3)
                 .collect();
             Verdict::Fail(format!(
-                "key {} is not linearizable ({} operations); longest linearizable order ends with {:?}; cannot place any of {:?}",
+                "key {} is not linearizable ({} operations); the longest linearizable order ends with {:?}; it cannot go on with any of {:?}",
                 v.partition,
                 v.operations.len(),
                 tail,

@@ -15,8 +15,10 @@ use serde::{Deserialize, Serialize};
 
 use crate::RobustnessError;
 
-/// Most operations one run records; clients stop issuing new ones past it, so
-/// the history (and the checker's work) stays bounded.
+/// Operations after which clients stop issuing new ones, so the history (and
+/// the checker's work) stays bounded: by this plus one in-flight operation per
+/// client plus the final reads. An operation that was sent is always recorded,
+/// since dropping a write would make reads of its value inexplicable.
 pub const MAX_RECORDS: usize = 200_000;
 
 /// A client request.
@@ -157,20 +159,15 @@ impl Recorder {
         self.lock().len() >= MAX_RECORDS
     }
 
-    /// Appends a finished operation; returns false (and drops it) when full.
-    pub fn push(&self, record: Record) -> bool {
+    /// Appends a finished operation.
+    pub fn push(&self, record: Record) {
         if let Outcome::Ok { returned_ns, .. } = &record.outcome {
             assert!(
                 *returned_ns >= record.invoked_ns,
                 "an operation returned before it was invoked: {record:?}"
             );
         }
-        let mut records = self.lock();
-        if records.len() >= MAX_RECORDS {
-            return false;
-        }
-        records.push(record);
-        true
+        self.lock().push(record);
     }
 
     /// The records so far, in invoke order.

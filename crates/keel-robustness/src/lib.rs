@@ -40,6 +40,24 @@
 //!   take effect, and multi-key operations are checked through sound per-key
 //!   projections.
 
+//! # Watch and lease (not yet in the server)
+//!
+//! Traffic and checks are keyed by [`history::Request`]: a watch or lease
+//! workload adds its request/response variants, a client task that records
+//! into the same [`history::Recorder`], and a check function over the
+//! records (ordered, gap-free, duplicate-free events matching the
+//! linearized writes; no key outliving its expired lease) returning a
+//! [`check::Verdict`] added to [`check::HistoryReport`].
+//!
+//! # Not covered
+//!
+//! Failpoints inside the server (`raft_before_save`, `wal_before_sync`,
+//! `backend_before_commit`, ...) and planted server bugs (acknowledging a
+//! write before its fsync, serving linearizable reads locally on a follower)
+//! need server changes. The checks that would catch those bugs are tested on
+//! fabricated histories, and with bugs planted in this crate's client layer
+//! ([`traffic::PlantedBug`]) on real clusters.
+
 pub mod check;
 pub mod cluster;
 pub mod history;
