@@ -37,6 +37,32 @@
 //! promotion extends every lease by the given time (etcd passes the election
 //! timeout); an expired lease awaiting its revoke cannot be renewed.
 //!
+//! # How the server drives it
+//!
+//! - **Committed entries**, on every member, in log order: `LeaseGrant` →
+//!   [`Lessor::apply_grant`] (the id was chosen before proposing, with
+//!   [`LeaseId::from_request_id`] when the client sent 0) and store the returned
+//!   record; `LeaseRevoke` → [`Lessor::apply_revoke`], delete the returned keys in one
+//!   revision and delete the record; `LeaseCheckpoint` → [`Lessor::apply_checkpoint`]
+//!   and store the returned records; a put with a lease → check the lease exists
+//!   ([`Lessor::get`]) then [`Lessor::attach`]; a put without one, or a delete →
+//!   [`Lessor::detach`]. Records go in the same backend transaction as the entry's
+//!   key-value changes.
+//! - **Start-up and snapshots**: [`Lessor::restore`] with the stored records, then
+//!   [`Lessor::attach`] every key that has a lease.
+//! - **Leadership**: [`Lessor::promote`] with the election timeout once the new
+//!   leader has applied every entry of earlier terms; [`Lessor::demote`] when it
+//!   stops leading.
+//! - **Requests on the leader**: `LeaseKeepAlive` → [`Lessor::renew`] (propose the
+//!   returned checkpoint and wait for it before answering; [`LeaseError::Expired`]
+//!   means wait for the revoke, then answer "not found"); `LeaseTimeToLive` →
+//!   [`Lessor::time_to_live`]; followers forward both. `LeaseLeases` →
+//!   [`Lessor::leases`] anywhere.
+//! - **Timer**, on the leader, at [`Lessor::next_deadline_ms`] or every 500 ms like
+//!   etcd: propose a revoke for each id from [`Lessor::find_expired`], and a
+//!   `LeaseCheckpoint` for each batch from [`Lessor::due_checkpoints`].
+//! - **Metrics**: [`Lessor::stats`] feeds etcd's lease counters.
+//!
 //! # Beyond etcd: remaining TTL survives a leader change
 //!
 //! etcd 3.4 restarts every lease at its full TTL on a new leader unless
