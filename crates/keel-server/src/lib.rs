@@ -224,6 +224,7 @@ impl Server {
         let snap_dir = member_dir.join("snap");
         let db_path = snap_dir.join("db");
         std::fs::create_dir_all(&snap_dir).map_err(ServerError::io("create", &snap_dir))?;
+        remove_transfer_leftovers(&snap_dir)?;
         if !storage::wal_exists(&wal_dir)? {
             bootstrap(&config, &wal_dir, &snap_dir)?;
         } else {
@@ -531,6 +532,21 @@ impl Server {
         }
         result
     }
+}
+
+/// Backend copies of snapshot transfers cut short by a crash (`outgoing-*.db`,
+/// `incoming-*.db`) are useless after a restart.
+fn remove_transfer_leftovers(snap_dir: &std::path::Path) -> Result<(), ServerError> {
+    for entry in std::fs::read_dir(snap_dir).map_err(ServerError::io("list", snap_dir))? {
+        let entry = entry.map_err(ServerError::io("list", snap_dir))?;
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if (name.starts_with("outgoing-") || name.starts_with("incoming-")) && name.ends_with(".db")
+        {
+            let path = entry.path();
+            std::fs::remove_file(&path).map_err(ServerError::io("remove", &path))?;
+        }
+    }
+    Ok(())
 }
 
 fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {

@@ -351,3 +351,43 @@ async fn corrupt_backend_fails_startup_naming_the_file() {
     assert!(matches!(err, ServerError::Backend { .. }), "{err:?}");
     assert!(err.to_string().contains(&db.display().to_string()), "{err}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_finishes_in_flight_writes_and_keeps_every_acknowledged_one() {
+    let mut c = Cluster::start(1).await;
+    c.wait_leader().await;
+    let kv = c.kv(0).await;
+    let mut writers = Vec::new();
+    for w in 0..8 {
+        let mut kv = kv.clone();
+        writers.push(tokio::spawn(async move {
+            let mut acked = Vec::new();
+            for i in 0..1000 {
+                let key = format!("w{w}-{i:04}");
+                match kv.put(put(&key, "v")).await {
+                    Ok(_) => acked.push(key),
+                    Err(_) => break,
+                }
+            }
+            acked
+        }));
+    }
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    c.stop(0).await;
+    let mut acked = Vec::new();
+    for w in writers {
+        acked.extend(w.await.expect("writer"));
+    }
+    assert!(
+        !acked.is_empty(),
+        "some writes were acknowledged before the shutdown"
+    );
+    c.restart(0).await;
+    c.wait_leader().await;
+    let mut kv = c.kv(0).await;
+    for key in &acked {
+        let r = kv.range(get(key)).await.expect("get").into_inner();
+        assert_eq!(r.count, 1, "acknowledged write {key} was lost");
+    }
+    c.shutdown().await;
+}
