@@ -474,10 +474,18 @@ impl Lessor {
             primary.arm(*id, expiry_ms, start_ms, self.config.checkpoint_interval_ms);
         }
         self.primary = Some(primary);
+        tracing::info!(
+            leases = self.leases.len(),
+            extend_ms,
+            "lessor promoted to primary"
+        );
     }
 
     /// Stops being primary: no lease expires here any more, and renewals are refused.
     pub fn demote(&mut self) {
+        if self.primary.is_some() {
+            tracing::info!(leases = self.leases.len(), "lessor demoted");
+        }
         self.primary = None;
     }
 
@@ -585,6 +593,9 @@ impl Lessor {
             self.stats.expired_reported_total += 1;
         }
         primary.revoke_bucket.take(expired.len() as u64);
+        if !expired.is_empty() {
+            tracing::debug!(count = expired.len(), now_ms, "expired leases to revoke");
+        }
         expired
     }
 
@@ -644,6 +655,9 @@ impl Lessor {
                 id,
                 remaining_ttl_secs,
             });
+        }
+        if !batch.is_empty() {
+            tracing::debug!(count = batch.len(), now_ms, "lease checkpoints due");
         }
         batch
     }
