@@ -46,6 +46,10 @@ struct Args {
     /// Where run directories are created.
     #[arg(long)]
     out: Option<PathBuf>,
+    /// An extra flag for every keel process (repeatable), e.g.
+    /// `--keel-arg=--snapshot-count=500`.
+    #[arg(long = "keel-arg", allow_hyphen_values = true)]
+    keel_args: Vec<String>,
     /// Re-check a kept `history.jsonl` instead of running.
     #[arg(long)]
     check: Option<PathBuf>,
@@ -130,6 +134,7 @@ fn real_main() -> anyhow::Result<bool> {
                 config.keys = args.keys;
                 config.planted_bug = planted_bug;
                 config.keep = args.keep;
+                config.keel_args = args.keel_args.clone();
                 if let Some(out) = &args.out {
                     config.out_root = out.clone();
                 }

@@ -53,6 +53,8 @@ pub struct RunConfig {
     pub out_root: PathBuf,
     /// Keep the run directory even when every check passed.
     pub keep: bool,
+    /// Extra flags for every `keel` process (e.g. `--snapshot-count=500`).
+    pub keel_args: Vec<String>,
 }
 
 impl RunConfig {
@@ -69,6 +71,7 @@ impl RunConfig {
             planted_bug: None,
             out_root: std::env::temp_dir(),
             keep: false,
+            keel_args: Vec::new(),
         }
     }
 
@@ -85,6 +88,9 @@ impl RunConfig {
         );
         if let Some(bug) = self.planted_bug {
             line.push_str(&format!(" --plant {}", bug.name()));
+        }
+        for arg in &self.keel_args {
+            line.push_str(&format!(" --keel-arg={arg}"));
         }
         line
     }
