@@ -361,7 +361,7 @@ fn not_built(what: &str) -> Status {
     Status::unimplemented(format!("keel: {what} is not implemented yet"))
 }
 
-/// `etcdserverpb.Maintenance`: `Status` only so far.
+/// `etcdserverpb.Maintenance`: `Status`, `Hash` and `HashKV` so far.
 pub(crate) struct MaintenanceService(pub Arc<Core>);
 
 #[tonic::async_trait]
@@ -418,14 +418,39 @@ impl pb::maintenance_server::Maintenance for MaintenanceService {
         &self,
         _: tonic::Request<pb::HashRequest>,
     ) -> Result<Response<pb::HashResponse>, Status> {
-        Err(not_built("Maintenance.Hash"))
+        // A full scan after a forced backend commit: blocking work, off the runtime.
+        let shared = Arc::clone(&self.0.shared);
+        let (hash, revision) = tokio::task::spawn_blocking(move || {
+            let mut store = shared.store.write().expect("store lock poisoned");
+            let hash = store.hash().map_err(|e| ApiError::from_mvcc(&e))?;
+            Ok::<_, ApiError>((hash, store.current_revision()))
+        })
+        .await
+        .map_err(|e| Status::internal(format!("keel: hash task: {e}")))??;
+        Ok(Response::new(pb::HashResponse {
+            header: Some(self.0.header(revision)),
+            hash,
+        }))
     }
 
     async fn hash_kv(
         &self,
-        _: tonic::Request<pb::HashKvRequest>,
+        request: tonic::Request<pb::HashKvRequest>,
     ) -> Result<Response<pb::HashKvResponse>, Status> {
-        Err(not_built("Maintenance.HashKV"))
+        let rev = request.into_inner().revision;
+        let shared = Arc::clone(&self.0.shared);
+        let h = tokio::task::spawn_blocking(move || {
+            let store = shared.store.read().expect("store lock poisoned");
+            store.hash_kv(rev).map_err(|e| ApiError::from_mvcc(&e))
+        })
+        .await
+        .map_err(|e| Status::internal(format!("keel: hash task: {e}")))??;
+        Ok(Response::new(pb::HashKvResponse {
+            header: Some(self.0.header(h.revision)),
+            hash: h.hash,
+            compact_revision: h.compact_revision,
+            hash_revision: if rev == 0 { h.revision } else { rev },
+        }))
     }
 
     type SnapshotStream = tokio_stream::Empty<Result<pb::SnapshotResponse, Status>>;

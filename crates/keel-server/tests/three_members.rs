@@ -242,3 +242,43 @@ async fn without_a_quorum_requests_fail_with_etcd_errors() {
     assert_eq!(r.kvs[0].value, b"v");
     c.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn members_agree_on_the_keyspace_hash() {
+    use keel_proto::etcdserverpb::HashKvRequest;
+    let c = Cluster::start(3).await;
+    let leader = c.wait_leader().await;
+    let mut rev = 0;
+    for i in 0..20 {
+        rev = put_retrying(&c, leader, &format!("h{i}"), "v").await;
+    }
+    for i in 0..3 {
+        wait_value(&c, i, "h19", "v").await;
+    }
+    let mut hashes = Vec::new();
+    for i in 0..3 {
+        let r = c
+            .maintenance(i)
+            .await
+            .hash_kv(HashKvRequest { revision: rev })
+            .await
+            .expect("hashkv")
+            .into_inner();
+        assert_eq!(r.hash_revision, rev);
+        hashes.push(r.hash);
+    }
+    assert!(hashes.iter().all(|h| *h == hashes[0]), "{hashes:x?}");
+    let err = c
+        .maintenance(0)
+        .await
+        .hash_kv(HashKvRequest {
+            revision: rev + 100,
+        })
+        .await
+        .expect_err("future revision");
+    assert_eq!(
+        err.message(),
+        "etcdserver: mvcc: required revision is a future revision"
+    );
+    c.shutdown().await;
+}
