@@ -233,6 +233,7 @@ async fn pipe(link: Link, mut from: OwnedReadHalf, to: OwnedWriteHalf, seed: u64
     let writer = tokio::spawn(release(rx, to));
     let mut last_deadline = Instant::now();
     let mut buf = vec![0u8; CHUNK_BYTES];
+    let mut dropped = false;
     loop {
         while link.faults().blackhole {
             tokio::time::sleep(BLACKHOLE_POLL).await;
@@ -243,6 +244,7 @@ async fn pipe(link: Link, mut from: OwnedReadHalf, to: OwnedWriteHalf, seed: u64
         };
         let faults = link.faults();
         if faults.drop_per_mille > 0 && rng.random_range(0..1000u16) < faults.drop_per_mille {
+            dropped = true;
             break;
         }
         let jitter = if faults.jitter_ms > 0 {
@@ -258,7 +260,12 @@ async fn pipe(link: Link, mut from: OwnedReadHalf, to: OwnedWriteHalf, seed: u64
         }
     }
     drop(tx);
-    writer.abort();
+    if dropped {
+        writer.abort();
+    } else {
+        // End of stream: deliver what is still held, then close.
+        let _ = writer.await;
+    }
 }
 
 async fn release(mut rx: mpsc::Receiver<(Instant, Vec<u8>)>, mut to: OwnedWriteHalf) {
