@@ -968,7 +968,8 @@ impl Store {
                     Ok(e)
                 })
                 .collect::<Result<_, MvccError>>()?;
-            w.min_rev = upto + 1;
+            // A watcher that starts (or resumed) past this chunk keeps its place.
+            w.min_rev = w.min_rev.max(upto + 1);
             let caught_up = upto >= cur;
             if mine.is_empty() {
                 self.regroup(id, w, caught_up, report);

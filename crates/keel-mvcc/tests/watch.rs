@@ -364,3 +364,28 @@ fn watcher_at_the_compaction_point_sees_its_deletion() {
     assert_eq!(flatten(&drain(&mut rx)), [(4, "a".into(), false)]);
     assert!(h.get("a").is_none());
 }
+
+/// A watcher that starts (or resumes) after the end of a chunk read for a watcher far
+/// behind it must not be moved back to that chunk's end: it would be sent revisions
+/// before its start, or repeat ones it already had.
+#[test]
+fn chunked_catch_up_never_moves_a_watcher_back() {
+    let mut h = Harness::new();
+    for i in 0..(MAX_EVENTS_PER_SYNC + 2_000) {
+        h.put(&format!("k{}", i % 50), "v");
+    }
+    let late_start = h.store.current_revision() - 100;
+    let (tx_far, mut rx_far) = channel(8);
+    let (tx_late, mut rx_late) = channel(8);
+    h.store.watch(watch_all(1), tx_far);
+    h.store.watch(watch_all(late_start), tx_late);
+    for _ in 0..4 {
+        h.store.sync_watchers().expect("sync");
+    }
+    let far: Vec<i64> = flatten(&drain(&mut rx_far)).iter().map(|e| e.0).collect();
+    let want_far: Vec<i64> = (2..=h.store.current_revision()).collect();
+    assert_eq!(far, want_far);
+    let late: Vec<i64> = flatten(&drain(&mut rx_late)).iter().map(|e| e.0).collect();
+    let want_late: Vec<i64> = (late_start..=h.store.current_revision()).collect();
+    assert_eq!(late, want_late, "no revision before the start, none twice");
+}
