@@ -275,7 +275,9 @@ impl Store {
             || req.max_create_revision != 0;
         let limit = match (fetch_all, req.limit) {
             (true, _) => 0,
-            (false, l) if l > 0 => l + 1,
+            // One more than asked tells whether there is `more`; `i64::MAX` already
+            // means everything (etcd's Go addition wraps to "no limit").
+            (false, l) if l > 0 => l.saturating_add(1),
             (false, l) => l,
         };
         let (mut kvs, count) = self.range_keys(

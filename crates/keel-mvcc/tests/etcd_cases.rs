@@ -119,6 +119,26 @@ fn range_cases() {
             count: 3,
         },
         Case {
+            name: "the largest limit returns everything",
+            req: RangeRequest {
+                limit: i64::MAX,
+                ..base("\0", "\0")
+            },
+            keys: &["a", "b", "c"],
+            more: false,
+            count: 3,
+        },
+        Case {
+            name: "a negative limit means no limit",
+            req: RangeRequest {
+                limit: -1,
+                ..base("\0", "\0")
+            },
+            keys: &["a", "b", "c"],
+            more: false,
+            count: 3,
+        },
+        Case {
             name: "at an older revision",
             req: RangeRequest {
                 revision: 3,
