@@ -12,10 +12,7 @@ fn round_trips(c: &mut Criterion) {
         .enable_all()
         .build()
         .expect("tokio runtime");
-    let base = rt.block_on(async {
-        let backend = common::StoreBackendDouble::new("http://127.0.0.1:0");
-        common::serve(keel_v2http::router(backend)).await
-    });
+    let (_backend, base) = rt.block_on(common::start());
     let mut group = c.benchmark_group("v2http");
     group.bench_function("put_set", |b| {
         b.iter(|| {

@@ -23,6 +23,7 @@ const KEYS_ALLOW: &str = "HEAD,GET,PUT,POST,DELETE";
 type Backend = Arc<dyn V2Backend>;
 
 pub(crate) async fn handle(State(backend): State<Backend>, req: Request) -> Response {
+    // etcd refuses other methods before it sets the cluster id header.
     let Some(method) = Method::from_http(req.method().as_str()) else {
         return reply::method_not_allowed(KEYS_ALLOW);
     };

@@ -23,7 +23,12 @@ pub struct StoreBackendDouble {
 }
 
 /// Raft entries a fresh single member has committed before the first client request.
-pub const RAFT_START_INDEX: u64 = 4;
+pub const RAFT_START_INDEX: u64 = 5;
+/// The double's identity (etcd's are random; the fixtures hold placeholders for them).
+pub const CLUSTER_ID: u64 = 0xcdf818194e3a8c32;
+pub const MEMBER_ID: u64 = 0x8e9e05c52164694d;
+pub const MEMBER_NAME: &str = "fixture";
+pub const PEER_URL: &str = "http://127.0.0.1:2380";
 pub const RAFT_TERM: u64 = 2;
 
 impl StoreBackendDouble {
@@ -44,14 +49,14 @@ impl StoreBackendDouble {
             store: Mutex::new(store),
             raft_index: AtomicU64::new(RAFT_START_INDEX),
             cluster: ClusterView {
-                cluster_id: 0xcdf818194e3a8c32,
+                cluster_id: CLUSTER_ID,
                 members: vec![Member {
-                    id: 0x8e9e05c52164694d,
-                    name: "default".into(),
-                    peer_urls: vec!["http://localhost:2380".into()],
+                    id: MEMBER_ID,
+                    name: MEMBER_NAME.into(),
+                    peer_urls: vec![PEER_URL.into()],
                     client_urls: vec![client_url.to_string()],
                 }],
-                leader: Some(0x8e9e05c52164694d),
+                leader: Some(MEMBER_ID),
             },
             leader: true,
         })
@@ -127,16 +132,35 @@ impl V2Backend for StoreBackendDouble {
     }
 }
 
-/// Serves `router` on 127.0.0.1:0; returns the base URL.
-pub async fn serve(router: axum::Router) -> String {
+/// Binds 127.0.0.1:0; returns the listener and its base URL.
+pub async fn listen() -> (tokio::net::TcpListener, String) {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .expect("bind 127.0.0.1:0");
     let addr = listener.local_addr().expect("local addr");
+    (listener, format!("http://{addr}"))
+}
+
+/// Serves `router` on `listener` in the background.
+pub fn serve(listener: tokio::net::TcpListener, router: axum::Router) {
     tokio::spawn(async move {
         axum::serve(listener, router).await.expect("serve");
     });
-    format!("http://{addr}")
+}
+
+/// A double whose member advertises the listener's URL, served with the v2 router plus
+/// `extra` routes; returns the double and the base URL.
+pub async fn start_with(extra: axum::Router) -> (Arc<StoreBackendDouble>, String) {
+    let (listener, base) = listen().await;
+    let backend = StoreBackendDouble::new(&base);
+    let router = keel_v2http::router(backend.clone()).merge(extra);
+    serve(listener, router);
+    (backend, base)
+}
+
+/// [`start_with`] without extra routes.
+pub async fn start() -> (Arc<StoreBackendDouble>, String) {
+    start_with(axum::Router::new()).await
 }
 
 /// One HTTP answer as read off the wire.
