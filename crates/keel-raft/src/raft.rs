@@ -1148,10 +1148,23 @@ impl<S: Storage> Raft<S> {
             });
             return;
         }
-        match self
-            .log
-            .maybe_append(m.index, m.log_term, m.commit, &m.entries)
-        {
+        let contiguous = m
+            .entries
+            .iter()
+            .zip(m.index + 1..)
+            .all(|(e, index)| e.index == index);
+        if !contiguous {
+            // No correct leader sends this; appending it would corrupt the log.
+            return;
+        }
+        // Past our last index `term()` reads 0, which must not match a forged term of 0.
+        let appended = if m.index <= self.log.last_index() {
+            self.log
+                .maybe_append(m.index, m.log_term, m.commit, &m.entries)
+        } else {
+            None
+        };
+        match appended {
             Some(last) => self.send(Message {
                 kind: MessageType::AppendResponse,
                 to: m.from,
@@ -1219,10 +1232,14 @@ impl<S: Storage> Raft<S> {
             return false;
         }
         let cs = meta.conf_state.clone();
+        // Validate the membership before touching the log: a snapshot with an impossible
+        // configuration (no correct leader sends one) is ignored rather than installed.
+        // After the restore the log ends at the snapshot's index.
+        let Ok((config, progress)) = confchange::restore(&cs, meta.index, self.prs.max_inflight)
+        else {
+            return false;
+        };
         self.log.restore(snapshot);
-        let (config, progress) =
-            confchange::restore(&cs, self.log.last_index(), self.prs.max_inflight)
-                .unwrap_or_else(|e| panic!("snapshot carries an invalid configuration: {e}"));
         let got = self.switch_to_config(config, progress);
         assert_eq!(got, cs, "restored configuration must equal the snapshot's");
         true
