@@ -49,6 +49,21 @@
 //!
 //! Member and cluster ids are etcd 3.4's (see [`membership`]), so a Keel member started
 //! with etcd's flags has the ids etcd would give it.
+//!
+//! # Client API served so far
+//!
+//! On every `listen_client_addrs` listener, gRPC (h2c) and HTTP/1.1 share the port:
+//! `etcdserverpb.KV` (Range, Put, DeleteRange, Txn, Compact), `Maintenance` (Status,
+//! Hash, HashKV), `Cluster` (MemberList), `GET /health` and `GET /version`. Every other
+//! etcd service or method answers gRPC `Unimplemented`. Client connections pass through
+//! an HTTP/2 header rewrite that accepts etcdctl 3.4's `http://host:port` authorities,
+//! which the `h2` crate would otherwise reject.
+//!
+//! # Peer protocol
+//!
+//! `keelpb.Raft` (`keel-proto/proto/keelpb/raft.proto`) on `listen_peer_addrs`:
+//! Keel-to-Keel only, one long-lived client stream of message batches per peer plus one
+//! call per snapshot, which streams the backend copy in 1 MiB chunks.
 
 mod api;
 mod apply;

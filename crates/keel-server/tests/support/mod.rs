@@ -10,7 +10,7 @@ use keel_proto::etcdserverpb::{
     PutRequest, RangeRequest, StatusRequest, kv_client::KvClient,
     maintenance_client::MaintenanceClient,
 };
-use keel_server::{InitialMember, Server, ServerConfig};
+use keel_server::{InitialMember, Server, ServerConfig, ServerError};
 use tonic::transport::Channel;
 
 /// Upper bound on any wait in these tests.
@@ -66,21 +66,43 @@ impl Cluster {
         Cluster::start_with(n, |_| {}).await
     }
 
+    /// Starts `n` members. The ports are picked before any member binds them, so another
+    /// socket (an outgoing connection's ephemeral port) may take one meanwhile: then the
+    /// cluster is started again on fresh ports.
     pub async fn start_with(n: usize, tweak: impl Fn(&mut ServerConfig)) -> Cluster {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let mut configs = cluster_configs(dir.path(), n);
-        for c in &mut configs {
-            tweak(c);
+        const ATTEMPTS: usize = 5;
+        for attempt in 1..=ATTEMPTS {
+            let dir = tempfile::tempdir().expect("tempdir");
+            let mut configs = cluster_configs(dir.path(), n);
+            for c in &mut configs {
+                tweak(c);
+            }
+            let mut servers = Vec::new();
+            let mut port_taken = false;
+            for c in &configs {
+                match Server::start(c.clone()).await {
+                    Ok(s) => servers.push(Some(s)),
+                    Err(ServerError::Bind { addr, source }) if attempt < ATTEMPTS => {
+                        eprintln!("port {addr} was taken ({source}); starting again");
+                        port_taken = true;
+                        break;
+                    }
+                    Err(e) => panic!("start member: {e}"),
+                }
+            }
+            if port_taken {
+                for s in servers.into_iter().flatten() {
+                    s.shutdown().await.expect("clean shutdown");
+                }
+                continue;
+            }
+            return Cluster {
+                dir,
+                configs,
+                servers,
+            };
         }
-        let mut servers = Vec::new();
-        for c in &configs {
-            servers.push(Some(Server::start(c.clone()).await.expect("start member")));
-        }
-        Cluster {
-            dir,
-            configs,
-            servers,
-        }
+        unreachable!("the last attempt either returns or panics")
     }
 
     pub fn data_dir(&self, i: usize) -> PathBuf {
