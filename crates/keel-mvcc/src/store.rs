@@ -106,17 +106,6 @@ fn check_key(key: &[u8]) -> Result<(), MvccError> {
     }
 }
 
-/// `[key, end)` with `end` empty for the single key and `[0]` for "to the end".
-fn range_contains(key: &[u8], end: &[u8], probe: &[u8]) -> bool {
-    if end.is_empty() {
-        probe == key
-    } else if end == [0] {
-        probe >= key
-    } else {
-        probe >= key && probe < end
-    }
-}
-
 impl Store {
     /// Opens the store in the redb file at `path` (created if missing) and rebuilds
     /// the key index from it.
@@ -1114,7 +1103,18 @@ fn check_intervals(ops: &[RequestOp]) -> Result<(HashSet<Vec<u8>>, Vec<Interval>
             _ => None,
         })
         .collect();
-    let deleted = |dels: &[Interval], k: &[u8]| dels.iter().any(|(s, e)| range_contains(s, e, k));
+    // etcd builds these intervals from the raw range end, so a `\0` end ("from key")
+    // is the empty interval `[key, "\0")` here, not "to the end": it conflicts with no
+    // put. A client can tell, so the check follows etcd rather than `range_contains`.
+    let deleted = |dels: &[Interval], k: &[u8]| {
+        dels.iter().any(|(s, e)| {
+            if e.is_empty() {
+                k == s.as_slice()
+            } else {
+                k >= s.as_slice() && k < e.as_slice()
+            }
+        })
+    };
     let mut puts: HashSet<Vec<u8>> = HashSet::new();
     for op in ops {
         let RequestOp::Txn(nested) = op else {
