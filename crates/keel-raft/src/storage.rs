@@ -157,6 +157,10 @@ impl MemStorage {
             return Err(StorageError::SnapshotOutOfDate);
         }
         let offset = self.entries[0].index;
+        if index < offset {
+            // Compacted away without a snapshot covering it: its term is gone.
+            return Err(StorageError::Compacted);
+        }
         if index > self.last_index_inner() {
             return Err(StorageError::Unavailable);
         }
@@ -346,5 +350,20 @@ mod tests {
         assert_eq!(s.first_index(), Ok(11));
         assert_eq!(s.last_index(), Ok(10));
         assert_eq!(s.hard_state().commit, 10);
+    }
+
+    #[test]
+    fn snapshot_below_the_compacted_prefix_is_refused() {
+        let mut s = storage_3_4_5();
+        // Compacted to 4 without a snapshot there: the term of entry 3 is gone.
+        s.compact(4).expect("compact");
+        assert_eq!(
+            s.create_snapshot(3, None, b"old".to_vec()),
+            Err(StorageError::Compacted)
+        );
+        assert!(
+            s.snapshot(0).expect("snapshot").is_empty(),
+            "nothing stored"
+        );
     }
 }
