@@ -43,6 +43,11 @@
 //!   append (`max_size_per_msg`), uncommitted proposal bytes
 //!   (`max_uncommitted_entries_size`), committed bytes per `Ready`
 //!   (`max_committed_size_per_ready`), pending reads (`max_pending_read_index`).
+//! * A message no correct peer sends is ignored rather than trusted: an append whose
+//!   entries do not follow its (`index`, `log_term`) contiguously, an append that claims a
+//!   match past our last index, a snapshot whose membership is impossible. As in etcd, a
+//!   heartbeat's commit index beyond our last index (our log lost acknowledged entries)
+//!   still panics.
 //! * A proposal that cannot be accepted (no leader, leadership transfer in progress, a
 //!   configuration change already pending, uncommitted limit reached, node removed) returns
 //!   [`Error::ProposalDropped`]; it is never dropped silently by the node that received it.

@@ -903,10 +903,9 @@ impl Simulation {
     }
 
     /// After a leader sent a snapshot older than its applied state, takes a
-    /// fresh one (without compacting) for the next attempt. A node added
-    /// after the stored snapshot cannot install it, since it is not in that
-    /// snapshot's membership; etcd's server likewise sends a snapshot built
-    /// from its current state.
+    /// fresh one (without compacting) for the next attempt, so the follower
+    /// catches up to a recent state rather than replaying a long tail; etcd's
+    /// server likewise sends a snapshot built from its current state.
     fn refresh_snapshot(&mut self, id: NodeId, sent_index: u64) -> Result<(), Failure> {
         let Some(node) = self.node(id) else {
             return Ok(());
