@@ -30,6 +30,10 @@ fn assert_faults_were_exercised(stats: &[Stats]) {
         "no membership change was applied"
     );
     assert!(
+        total(|s| s.joint_configs_entered) > 0,
+        "no joint configuration was entered"
+    );
+    assert!(
         total(|s| s.unknown_operations) > 0,
         "no client operation timed out"
     );
