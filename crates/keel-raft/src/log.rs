@@ -6,6 +6,7 @@
 //! `unstable.offset`. `committed` and `applied` never decrease; `applied <= committed <=
 //! last_index()`.
 
+use crate::Error;
 use crate::storage::{Storage, StorageError, limit_size};
 use crate::types::{Entry, Snapshot};
 
@@ -97,14 +98,17 @@ pub struct RaftLog<S: Storage> {
 }
 
 impl<S: Storage> RaftLog<S> {
-    pub fn new(store: S, max_next_ents_size: u64) -> RaftLog<S> {
-        let first = store
-            .first_index()
-            .unwrap_or_else(|e| storage_failed("first_index", e));
-        let last = store
-            .last_index()
-            .unwrap_or_else(|e| storage_failed("last_index", e));
-        RaftLog {
+    /// Opens the log over what `store` holds; a store that cannot say where its log starts
+    /// and ends, or whose bounds are impossible, is refused with an error.
+    pub fn new(store: S, max_next_ents_size: u64) -> Result<RaftLog<S>, Error> {
+        let first = store.first_index()?;
+        let last = store.last_index()?;
+        if first == 0 || last < first - 1 {
+            return Err(Error::ConfigInvalid(format!(
+                "storage log bounds are impossible: first index {first}, last index {last}"
+            )));
+        }
+        Ok(RaftLog {
             store,
             unstable: Unstable {
                 snapshot: None,
@@ -115,7 +119,7 @@ impl<S: Storage> RaftLog<S> {
             applied: first - 1,
             persisted: last,
             max_next_ents_size,
-        }
+        })
     }
 
     pub fn first_index(&self) -> u64 {
@@ -373,7 +377,7 @@ mod tests {
     fn log_with(ents: &[Entry]) -> RaftLog<MemStorage> {
         let mut s = MemStorage::new();
         s.append(ents).expect("append");
-        RaftLog::new(s, u64::MAX)
+        RaftLog::new(s, u64::MAX).expect("valid storage")
     }
 
     #[test]

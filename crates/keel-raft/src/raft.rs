@@ -80,7 +80,7 @@ impl<S: Storage> Raft<S> {
     pub fn new(c: &Config, store: S) -> Result<Raft<S>, Error> {
         c.validate()?;
         let (hs, cs) = store.initial_state()?;
-        let log = RaftLog::new(store, c.max_committed_size_per_ready);
+        let log = RaftLog::new(store, c.max_committed_size_per_ready)?;
         let (config, progress) = confchange::restore(&cs, log.last_index(), c.max_inflight_msgs)?;
         let mut r = Raft {
             id: c.id,

@@ -2,7 +2,10 @@
 
 mod support;
 
-use keel_raft::{Error, MemStorage, Message, MessageType, StateRole};
+use keel_raft::{
+    ConfState, Entry, Error, HardState, MemStorage, Message, MessageType, Snapshot, StateRole,
+    Storage, StorageError,
+};
 use support::*;
 
 fn three() -> keel_raft::RawNode<MemStorage> {
@@ -147,4 +150,47 @@ fn invalid_configs_are_refused() {
         keel_raft::RawNode::new(&cfg, MemStorage::new()),
         Err(Error::ConfigInvalid(_))
     ));
+}
+
+/// A storage whose reported log bounds are broken (as after disk corruption).
+struct BrokenBounds {
+    inner: MemStorage,
+    first: Result<u64, StorageError>,
+    last: u64,
+}
+
+impl Storage for BrokenBounds {
+    fn initial_state(&self) -> Result<(HardState, ConfState), StorageError> {
+        self.inner.initial_state()
+    }
+    fn entries(&self, lo: u64, hi: u64, max_bytes: u64) -> Result<Vec<Entry>, StorageError> {
+        self.inner.entries(lo, hi, max_bytes)
+    }
+    fn term(&self, index: u64) -> Result<u64, StorageError> {
+        self.inner.term(index)
+    }
+    fn first_index(&self) -> Result<u64, StorageError> {
+        self.first.clone()
+    }
+    fn last_index(&self) -> Result<u64, StorageError> {
+        Ok(self.last)
+    }
+    fn snapshot(&self, request_index: u64) -> Result<Snapshot, StorageError> {
+        self.inner.snapshot(request_index)
+    }
+}
+
+#[test]
+fn storage_with_broken_log_bounds_is_refused_at_start() {
+    let open = |first: Result<u64, StorageError>, last: u64| {
+        let inner = MemStorage::new_with_conf_state(voters(&[1, 2, 3]));
+        keel_raft::RawNode::new(&config(1), BrokenBounds { inner, first, last }).err()
+    };
+    assert!(matches!(open(Ok(0), 0), Some(Error::ConfigInvalid(_))));
+    assert!(matches!(open(Ok(10), 3), Some(Error::ConfigInvalid(_))));
+    assert_eq!(
+        open(Err(StorageError::Unavailable), 0),
+        Some(Error::Storage(StorageError::Unavailable))
+    );
+    assert!(open(Ok(1), 0).is_none(), "an empty log is fine");
 }
