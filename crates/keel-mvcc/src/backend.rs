@@ -331,6 +331,13 @@ impl Backend {
     /// Copies the committed state into a new redb file at `dest` (which must not
     /// exist); writers are not blocked because it reads one redb snapshot.
     pub(crate) fn snapshot_to(&self, dest: &Path) -> Result<(), MvccError> {
+        // redb opens an existing file as a database: copying into it would merge two
+        // stores. Claiming the name first fails with `AlreadyExists` instead; redb then
+        // initialises the empty file.
+        std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(dest)?;
         let read = self.db.begin_read().map_err(redb::Error::from)?;
         let out = Database::builder()
             .create(dest)

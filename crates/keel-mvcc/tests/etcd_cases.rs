@@ -773,6 +773,34 @@ fn snapshot_and_restore() {
     );
 }
 
+/// A snapshot is written only into a new file: copying into an existing store file
+/// would merge the two and ship revisions the source no longer has.
+#[test]
+fn snapshot_refuses_an_existing_destination() {
+    let mut other = Harness::new();
+    other.put("stale", "x");
+    other.store.force_commit().expect("commit");
+    let stale_path = other.db_path();
+    drop(other.store);
+
+    let mut h = abc();
+    let err = h
+        .store
+        .snapshot(&stale_path)
+        .expect_err("the destination exists");
+    assert!(matches!(err, MvccError::Io(ref e) if e.kind() == std::io::ErrorKind::AlreadyExists));
+    let target = h.dir.path().join("restored.db");
+    let restored =
+        keel_mvcc::Store::restore(&stale_path, &target, keel_mvcc::BatchConfig::default())
+            .expect("the untouched file still opens");
+    let all = restored.range(&range_req("\0", "\0")).expect("range");
+    assert_eq!(
+        keys(&all),
+        ["stale"],
+        "the existing file was not written to"
+    );
+}
+
 #[test]
 fn db_sizes() {
     let mut h = abc();
