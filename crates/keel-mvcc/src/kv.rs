@@ -57,6 +57,23 @@ impl Record {
         out
     }
 
+    /// Appends the value etcd keeps in its `key` bucket for this record: the
+    /// `mvccpb.KeyValue` protobuf (proto3, zero fields omitted, fields in number
+    /// order), which for a tombstone holds only the key. Hashing these bytes makes
+    /// [`crate::Store::hash_kv`] give the same number as etcd's `HashKV`.
+    pub fn encode_etcd_value(&self, out: &mut Vec<u8>) {
+        let kv = &self.kv;
+        put_bytes_field(out, 1, &kv.key);
+        if self.tombstone {
+            return;
+        }
+        put_int_field(out, 2, kv.create_revision);
+        put_int_field(out, 3, kv.mod_revision);
+        put_int_field(out, 4, kv.version);
+        put_bytes_field(out, 5, &kv.value);
+        put_int_field(out, 6, kv.lease);
+    }
+
     /// Decodes [`Record::encode`]; a record that does not parse is corruption.
     pub fn decode(bytes: &[u8]) -> Result<Self, MvccError> {
         let corrupt = |why: &str| MvccError::Corrupt(format!("record: {why}"));
@@ -150,5 +167,33 @@ mod tests {
         let mut bad_len = good;
         bad_len[37] = 200;
         assert!(Record::decode(&bad_len).is_err());
+    }
+}
+
+/// Protobuf wire types used by [`Record::encode_etcd_value`].
+const WIRE_VARINT: u8 = 0;
+const WIRE_LEN: u8 = 2;
+
+fn put_varint(out: &mut Vec<u8>, mut n: u64) {
+    while n >= 0x80 {
+        out.push((n & 0x7f) as u8 | 0x80);
+        n >>= 7;
+    }
+    out.push(n as u8);
+}
+
+fn put_int_field(out: &mut Vec<u8>, field: u8, n: i64) {
+    if n != 0 {
+        out.push(field << 3 | WIRE_VARINT);
+        // int64 goes on the wire as its two's complement, sign-extended to 64 bits.
+        put_varint(out, n as u64);
+    }
+}
+
+fn put_bytes_field(out: &mut Vec<u8>, field: u8, bytes: &[u8]) {
+    if !bytes.is_empty() {
+        out.push(field << 3 | WIRE_LEN);
+        put_varint(out, bytes.len() as u64);
+        out.extend_from_slice(bytes);
     }
 }

@@ -95,10 +95,12 @@
 //!
 //! # Hashes
 //!
-//! [`Store::hash_kv`] follows etcd's `HashKV` rules (CRC-32C over the `key` table
-//! name, then key and value bytes of the records up to the revision, skipping those
-//! compaction at the revision would drop). The bytes are Keel's record encoding, so
-//! the values are comparable between Keel members, not with etcd's.
+//! [`Store::hash_kv`] follows etcd's `HashKV` rules (CRC-32C over the bucket name
+//! `key`, then the key and value bytes of the records up to the revision, skipping
+//! those compaction at the revision would drop) and hashes the bytes etcd's bbolt
+//! would hold for each record (the revision key with `t` appended for a tombstone,
+//! and the `mvccpb.KeyValue` protobuf, see [`Record::encode_etcd_value`]), so the
+//! value equals etcd's for the same history.
 
 mod backend;
 mod error;

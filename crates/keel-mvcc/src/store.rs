@@ -7,7 +7,7 @@ use std::time::Instant;
 
 use tokio::sync::mpsc::Sender;
 
-use crate::backend::{Backend, BatchConfig, KEY_TABLE, META_TABLE, Meta};
+use crate::backend::{Backend, BatchConfig, META_TABLE, Meta};
 use crate::error::MvccError;
 use crate::index::TreeIndex;
 use crate::kv::{KeyValue, Record};
@@ -21,6 +21,9 @@ use crate::watch::{
     Delivery, Event, EventType, WatchId, WatchRequest, WatchResponse, Watcher, WatcherGroups,
     deliver,
 };
+
+/// The name of etcd's bbolt bucket of revisions, the first bytes `HashKV` hashes.
+const ETCD_KEY_BUCKET: &[u8] = b"key";
 
 /// Most unsynced watchers caught up by one `sync_watchers` call (etcd: 512).
 pub const MAX_WATCHERS_PER_SYNC: usize = 512;
@@ -738,7 +741,7 @@ impl Store {
     /// leaving out the consistent index and term, which differ between members.
     pub fn hash(&mut self) -> Result<u32, MvccError> {
         self.force_commit()?;
-        let mut crc = crc32c::crc32c(KEY_TABLE.to_string().as_bytes());
+        let mut crc = crc32c::crc32c(ETCD_KEY_BUCKET);
         self.backend.for_each_raw(
             Revision::new(0, 0),
             Revision::new(i64::MAX, i64::MAX),
@@ -771,15 +774,25 @@ impl Store {
         }
         let rev = if rev == 0 { cur } else { rev };
         let keep = self.index.keep(rev);
-        let mut crc = crc32c::crc32c(KEY_TABLE.to_string().as_bytes());
+        // etcd hashes its bucket's name, then each key (the revision, with `t` appended
+        // for a tombstone) and value (the mvccpb.KeyValue protobuf); hashing the same
+        // bytes gives etcd's number for the same history.
+        let mut crc = crc32c::crc32c(ETCD_KEY_BUCKET);
+        let mut value = Vec::new();
         self.backend
             .for_each_raw(Revision::new(0, 0), Revision::new(rev, i64::MAX), |k, v| {
                 let r = Revision::from_bytes(k);
                 if r.main <= compact && !keep.is_empty() && !keep.contains(&r) {
                     return Ok(true);
                 }
+                let record = Record::decode(v)?;
                 crc = crc32c::crc32c_append(crc, k);
-                crc = crc32c::crc32c_append(crc, v);
+                if record.tombstone {
+                    crc = crc32c::crc32c_append(crc, b"t");
+                }
+                value.clear();
+                record.encode_etcd_value(&mut value);
+                crc = crc32c::crc32c_append(crc, &value);
                 Ok(true)
             })?;
         Ok(HashKv {
