@@ -526,15 +526,9 @@ impl pb::cluster_server::Cluster for ClusterService {
                 is_learner: m.is_learner,
             })
             .collect();
-        let revision = self
-            .0
-            .shared
-            .store
-            .read()
-            .expect("store lock poisoned")
-            .current_revision();
+        // etcd's Cluster service headers carry no revision: members are not in the keyspace.
         Ok(Response::new(pb::MemberListResponse {
-            header: Some(self.0.header(revision)),
+            header: Some(self.0.header(0)),
             members,
         }))
     }

@@ -159,11 +159,15 @@ pub(crate) fn delete_response(
     }
 }
 
-/// A txn response; nested responses carry a header with the same cluster, member and term
-/// and their own revision, as etcd's do.
+/// A txn response. As in etcd's applier, only the outer header is filled in: a nested
+/// range, put or delete response carries a header with nothing but its revision, and a
+/// nested txn response an empty header.
 pub(crate) fn txn_response(r: mvcc::TxnResponse, header: pb::ResponseHeader) -> pb::TxnResponse {
     use pb::response_op::Response;
-    let sub = |revision: i64| pb::ResponseHeader { revision, ..header };
+    let sub = |revision: i64| pb::ResponseHeader {
+        revision,
+        ..pb::ResponseHeader::default()
+    };
     let responses = r
         .responses
         .into_iter()
@@ -182,8 +186,7 @@ pub(crate) fn txn_response(r: mvcc::TxnResponse, header: pb::ResponseHeader) -> 
                     Response::ResponseDeleteRange(delete_response(r, h))
                 }
                 mvcc::ResponseOp::Txn(r) => {
-                    let h = sub(r.revision);
-                    Response::ResponseTxn(txn_response(r, h))
+                    Response::ResponseTxn(txn_response(r, pb::ResponseHeader::default()))
                 }
             }),
         })
