@@ -117,6 +117,34 @@ impl Record {
     }
 }
 
+/// Protobuf wire types used by [`Record::encode_etcd_value`].
+const WIRE_VARINT: u8 = 0;
+const WIRE_LEN: u8 = 2;
+
+fn put_varint(out: &mut Vec<u8>, mut n: u64) {
+    while n >= 0x80 {
+        out.push((n & 0x7f) as u8 | 0x80);
+        n >>= 7;
+    }
+    out.push(n as u8);
+}
+
+fn put_int_field(out: &mut Vec<u8>, field: u8, n: i64) {
+    if n != 0 {
+        out.push(field << 3 | WIRE_VARINT);
+        // int64 goes on the wire as its two's complement, sign-extended to 64 bits.
+        put_varint(out, n as u64);
+    }
+}
+
+fn put_bytes_field(out: &mut Vec<u8>, field: u8, bytes: &[u8]) {
+    if !bytes.is_empty() {
+        out.push(field << 3 | WIRE_LEN);
+        put_varint(out, bytes.len() as u64);
+        out.extend_from_slice(bytes);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -167,33 +195,5 @@ mod tests {
         let mut bad_len = good;
         bad_len[37] = 200;
         assert!(Record::decode(&bad_len).is_err());
-    }
-}
-
-/// Protobuf wire types used by [`Record::encode_etcd_value`].
-const WIRE_VARINT: u8 = 0;
-const WIRE_LEN: u8 = 2;
-
-fn put_varint(out: &mut Vec<u8>, mut n: u64) {
-    while n >= 0x80 {
-        out.push((n & 0x7f) as u8 | 0x80);
-        n >>= 7;
-    }
-    out.push(n as u8);
-}
-
-fn put_int_field(out: &mut Vec<u8>, field: u8, n: i64) {
-    if n != 0 {
-        out.push(field << 3 | WIRE_VARINT);
-        // int64 goes on the wire as its two's complement, sign-extended to 64 bits.
-        put_varint(out, n as u64);
-    }
-}
-
-fn put_bytes_field(out: &mut Vec<u8>, field: u8, bytes: &[u8]) {
-    if !bytes.is_empty() {
-        out.push(field << 3 | WIRE_LEN);
-        put_varint(out, bytes.len() as u64);
-        out.extend_from_slice(bytes);
     }
 }
