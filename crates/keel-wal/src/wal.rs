@@ -528,7 +528,8 @@ impl<D: Disk> Wal<D> {
     /// Appends `entries` and, if it changed, `hard_state`, with at most one `fdatasync`
     /// (two when the batch fills the segment and a new one is cut). The sync is skipped
     /// when only the commit index changed, as etcd's `MustSync` does. Entries in one batch
-    /// must have consecutive indices.
+    /// must have consecutive indices, the first at most one past [`Wal::last_index`]
+    /// (a lower one overwrites the log from there); both are asserted.
     pub fn save(
         &mut self,
         hard_state: Option<HardState>,
@@ -544,6 +545,15 @@ impl<D: Disk> Wal<D> {
                 pair[0].index.checked_add(1),
                 Some(pair[1].index),
                 "entries of one batch must have consecutive indices"
+            );
+        }
+        if let Some(first) = entries.first() {
+            // Written, a hole would make every later open fail with `IndexGap`.
+            assert!(
+                first.index <= self.last_index.saturating_add(1),
+                "entry {} would leave a gap after index {}",
+                first.index,
+                self.last_index
             );
         }
         let must_sync =

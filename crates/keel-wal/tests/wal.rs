@@ -451,3 +451,16 @@ fn a_second_writer_is_refused_while_the_log_is_open() {
         Err(WalError::Locked(_))
     ));
 }
+
+/// An entry batch that would leave a hole after the last index is refused before it is
+/// written: written, it would make every later open fail with an index gap.
+#[test]
+#[should_panic(expected = "would leave a gap after index 3")]
+fn a_batch_that_skips_indices_is_refused() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let dir = wal_dir(&tmp);
+    let mut wal = Wal::create(StdDisk, &dir, b"node-1", config()).expect("create");
+    wal.save(None, &[entry(1, 1), entry(1, 2), entry(1, 3)])
+        .expect("save");
+    let _ = wal.save(None, &[entry(1, 5)]);
+}
