@@ -208,20 +208,32 @@ impl Conn {
         form: &str,
         extra_headers: &[(&str, &str)],
     ) -> Conn {
+        let mut headers = extra_headers.to_vec();
+        if !form.is_empty() {
+            headers.push(("Content-Type", "application/x-www-form-urlencoded"));
+        }
+        Conn::open_body(base, method, path, form, &headers).await
+    }
+
+    /// Sends `body` (with a Content-Length) and the given headers.
+    pub async fn open_body(
+        base: &str,
+        method: &str,
+        path: &str,
+        body: &str,
+        headers: &[(&str, &str)],
+    ) -> Conn {
         let addr = base.trim_start_matches("http://");
         let mut stream = TcpStream::connect(addr).await.expect("connect");
         let mut req = format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n");
-        for (k, v) in extra_headers {
+        for (k, v) in headers {
             req.push_str(&format!("{k}: {v}\r\n"));
         }
-        if !form.is_empty() {
-            req.push_str(&format!(
-                "Content-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\n",
-                form.len()
-            ));
+        if !body.is_empty() {
+            req.push_str(&format!("Content-Length: {}\r\n", body.len()));
         }
         req.push_str("\r\n");
-        req.push_str(form);
+        req.push_str(body);
         stream.write_all(req.as_bytes()).await.expect("send");
         let mut reader = BufReader::new(stream);
         let mut line = String::new();
