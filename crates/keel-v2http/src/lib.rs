@@ -35,6 +35,11 @@
 //! membership changes answer 500 (see [`cluster`]); Go's `ServeMux` redirects unclean
 //! paths (`/v2/keys/a/../b`) with 301, Keel serves them at the cleaned key; the member
 //! body decoder's 400 messages are serde's, not Go's.
+//!
+//! Testing: `fixtures.py` records etcd 3.4's answers to `tests/fixtures/requests.txt`
+//! (status, headers, bodies, long polls, streams); `tests/etcd_fixtures.rs` replays them
+//! against this router over TCP with a store-backed test double, and `tests/etcdctl.rs`
+//! runs Debian's `etcdctl` (v2) against both.
 mod backend;
 pub mod cluster;
 pub mod keys;
