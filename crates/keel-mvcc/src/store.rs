@@ -542,13 +542,7 @@ impl Store {
         path: &[bool],
         at: &mut usize,
     ) -> Result<TxnResponse, MvccError> {
-        let succeeded = path[*at];
-        *at += 1;
-        let ops = if succeeded {
-            &req.success
-        } else {
-            &req.failure
-        };
+        let (succeeded, ops) = take_branch(req, path, at);
         let mut responses = Vec::with_capacity(ops.len());
         for op in ops {
             responses.push(match op {
@@ -613,12 +607,7 @@ impl Store {
         at: &mut usize,
         check: &dyn Fn(&Self, i64, &RequestOp) -> Result<(), MvccError>,
     ) -> Result<(), MvccError> {
-        let ops = if path[*at] {
-            &req.success
-        } else {
-            &req.failure
-        };
-        *at += 1;
+        let (_, ops) = take_branch(req, path, at);
         for op in ops {
             match op {
                 RequestOp::Txn(nested) => self.check_ops(cur, nested, path, at, check)?,
@@ -661,13 +650,7 @@ impl Store {
         path: &[bool],
         at: &mut usize,
     ) -> Result<TxnResponse, MvccError> {
-        let succeeded = path[*at];
-        *at += 1;
-        let ops = if succeeded {
-            &req.success
-        } else {
-            &req.failure
-        };
+        let (succeeded, ops) = take_branch(req, path, at);
         let mut responses = Vec::with_capacity(ops.len());
         for op in ops {
             let resp = match op {
@@ -1073,6 +1056,19 @@ fn compare_kv(c: &Compare, kv: &KeyValue) -> bool {
 }
 
 /// etcd `isTxnReadonly`: no put or delete anywhere in either branch.
+/// Takes the next step of a txn's compare path (see `compare_path`, one entry per txn
+/// in depth-first order): whether `req`'s compares held, and the ops of that branch.
+fn take_branch<'r>(req: &'r TxnRequest, path: &[bool], at: &mut usize) -> (bool, &'r [RequestOp]) {
+    let succeeded = path[*at];
+    *at += 1;
+    let ops = if succeeded {
+        &req.success
+    } else {
+        &req.failure
+    };
+    (succeeded, ops)
+}
+
 fn txn_is_read_only(req: &TxnRequest) -> bool {
     req.success.iter().chain(&req.failure).all(|op| match op {
         RequestOp::Range(_) => true,
