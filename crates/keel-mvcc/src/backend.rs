@@ -26,6 +26,11 @@ type RevKey = [u8; REVISION_BYTES];
 pub(crate) const KEY_TABLE: TableDefinition<&RevKey, &[u8]> = TableDefinition::new("key");
 /// Named meta values (see the crate docs).
 pub(crate) const META_TABLE: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
+/// Lease id → lease record, opaque bytes owned by the server (see the crate docs).
+pub(crate) const LEASE_TABLE: TableDefinition<&LeaseKey, &[u8]> = TableDefinition::new("lease");
+
+/// A lease id as its 8-byte big-endian key.
+pub(crate) type LeaseKey = [u8; 8];
 
 pub(crate) const META_LAYOUT_VERSION: &str = "layout_version";
 pub(crate) const META_CONSISTENT_INDEX: &str = "consistent_index";
@@ -81,6 +86,8 @@ pub(crate) struct Backend {
     config: BatchConfig,
     committed: ReadOnlyTable<&'static RevKey, &'static [u8]>,
     pending: BTreeMap<RevKey, Vec<u8>>,
+    /// Lease records to write (`Some`) or delete (`None`) with the next commit.
+    pending_leases: BTreeMap<LeaseKey, Option<Vec<u8>>>,
     /// Meta differs from what redb holds.
     meta_dirty: bool,
     last_commit: Option<Instant>,
@@ -127,6 +134,9 @@ impl Backend {
         let meta;
         {
             txn.open_table(KEY_TABLE).map_err(redb::Error::from)?;
+            // Files written before leases existed have no lease table: it is created
+            // here, empty, without touching the layout version.
+            txn.open_table(LEASE_TABLE).map_err(redb::Error::from)?;
             let mut table = txn.open_table(META_TABLE).map_err(redb::Error::from)?;
             let stored = table
                 .get(META_LAYOUT_VERSION)
@@ -155,6 +165,7 @@ impl Backend {
             config,
             committed,
             pending: BTreeMap::new(),
+            pending_leases: BTreeMap::new(),
             meta_dirty: false,
             last_commit: None,
         };
@@ -182,7 +193,7 @@ impl Backend {
 
     /// Commits if the batch reached its op limit.
     pub(crate) fn commit_if_full(&mut self, meta: &Meta) -> Result<(), MvccError> {
-        if self.pending.len() >= self.config.batch_limit_ops {
+        if self.pending_ops() >= self.config.batch_limit_ops {
             self.commit(meta)?;
         }
         Ok(())
@@ -195,7 +206,35 @@ impl Backend {
 
     /// Number of changes waiting for a commit.
     pub(crate) fn pending_ops(&self) -> usize {
-        self.pending.len()
+        self.pending.len() + self.pending_leases.len()
+    }
+
+    /// Queues a lease record write (`Some`) or deletion (`None`) for the next commit,
+    /// which also carries the key-value changes and consistent index of its entry.
+    pub(crate) fn put_lease(&mut self, id: i64, record: Option<Vec<u8>>) {
+        self.pending_leases.insert(id.to_be_bytes(), record);
+        self.meta_dirty = true;
+    }
+
+    /// Every lease record, committed and pending merged, by ascending key bytes.
+    pub(crate) fn lease_records(&self) -> Result<Vec<(i64, Vec<u8>)>, MvccError> {
+        let mut out: BTreeMap<LeaseKey, Vec<u8>> = BTreeMap::new();
+        let txn = self.db.begin_read().map_err(redb::Error::from)?;
+        let table = txn.open_table(LEASE_TABLE).map_err(redb::Error::from)?;
+        for entry in table.iter().map_err(redb::Error::from)? {
+            let (k, v) = entry.map_err(redb::Error::from)?;
+            out.insert(*k.value(), v.value().to_vec());
+        }
+        for (k, v) in &self.pending_leases {
+            match v {
+                Some(v) => out.insert(*k, v.clone()),
+                None => out.remove(k),
+            };
+        }
+        Ok(out
+            .into_iter()
+            .map(|(k, v)| (i64::from_be_bytes(k), v))
+            .collect())
     }
 
     pub(crate) fn get(&self, rev: Revision) -> Result<Option<Record>, MvccError> {
@@ -257,12 +296,12 @@ impl Backend {
     /// Commits when the batch is full or `batch_interval` has passed since the last
     /// commit; returns whether it committed.
     pub(crate) fn commit_if_due(&mut self, now: Instant, meta: &Meta) -> Result<bool, MvccError> {
-        let dirty = self.meta_dirty || !self.pending.is_empty();
+        let dirty = self.meta_dirty || self.pending_ops() > 0;
         let due = match self.last_commit {
             None => true,
             Some(at) => now.saturating_duration_since(at) >= self.config.batch_interval,
         };
-        if dirty && (due || self.pending.len() >= self.config.batch_limit_ops) {
+        if dirty && (due || self.pending_ops() >= self.config.batch_limit_ops) {
             self.commit(meta)?;
             self.last_commit = Some(now);
             return Ok(true);
@@ -288,6 +327,14 @@ impl Backend {
                 keys.insert(k, v.as_slice()).map_err(redb::Error::from)?;
             }
             extra(&mut keys)?;
+            let mut leases = txn.open_table(LEASE_TABLE).map_err(redb::Error::from)?;
+            for (k, v) in &self.pending_leases {
+                match v {
+                    Some(v) => leases.insert(k, v.as_slice()),
+                    None => leases.remove(k),
+                }
+                .map_err(redb::Error::from)?;
+            }
             let mut table = txn.open_table(META_TABLE).map_err(redb::Error::from)?;
             for (name, value) in [
                 (
@@ -306,6 +353,7 @@ impl Backend {
         }
         txn.commit().map_err(redb::Error::from)?;
         self.pending.clear();
+        self.pending_leases.clear();
         self.meta_dirty = false;
         self.committed = Self::read_table(&self.db)?;
         Ok(())
@@ -351,6 +399,13 @@ impl Backend {
                 dst.insert(k.value(), v.value())
                     .map_err(redb::Error::from)?;
             }
+            let src = read.open_table(LEASE_TABLE).map_err(redb::Error::from)?;
+            let mut dst = txn.open_table(LEASE_TABLE).map_err(redb::Error::from)?;
+            for entry in src.iter().map_err(redb::Error::from)? {
+                let (k, v) = entry.map_err(redb::Error::from)?;
+                dst.insert(k.value(), v.value())
+                    .map_err(redb::Error::from)?;
+            }
             let src = read.open_table(META_TABLE).map_err(redb::Error::from)?;
             let mut dst = txn.open_table(META_TABLE).map_err(redb::Error::from)?;
             for entry in src.iter().map_err(redb::Error::from)? {
@@ -389,6 +444,21 @@ impl Backend {
                 keys.insert(k.value(), v.value())
                     .map_err(redb::Error::from)?;
             }
+            let mut leases = txn.open_table(LEASE_TABLE).map_err(redb::Error::from)?;
+            leases.retain(|_, _| false).map_err(redb::Error::from)?;
+            // A snapshot written before leases existed has no lease table: no leases.
+            match read.open_table(LEASE_TABLE) {
+                Ok(src_leases) => {
+                    for entry in src_leases.iter().map_err(redb::Error::from)? {
+                        let (k, v) = entry.map_err(redb::Error::from)?;
+                        leases
+                            .insert(k.value(), v.value())
+                            .map_err(redb::Error::from)?;
+                    }
+                }
+                Err(redb::TableError::TableDoesNotExist(_)) => {}
+                Err(e) => return Err(redb::Error::from(e).into()),
+            }
             let mut table = txn.open_table(META_TABLE).map_err(redb::Error::from)?;
             table.retain(|_, _| false).map_err(redb::Error::from)?;
             for entry in src_meta.iter().map_err(redb::Error::from)? {
@@ -400,6 +470,7 @@ impl Backend {
         }
         txn.commit().map_err(redb::Error::from)?;
         self.pending.clear();
+        self.pending_leases.clear();
         self.meta_dirty = false;
         self.committed = Self::read_table(&self.db)?;
         Ok(meta)

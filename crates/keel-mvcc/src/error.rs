@@ -20,6 +20,10 @@ pub enum MvccError {
     /// `ignore_value`/`ignore_lease` on a key that does not exist (etcd `ErrKeyNotFound`).
     #[error("etcdserver: key not found")]
     KeyNotFound,
+    /// A put names a lease that does not exist (etcd `ErrLeaseNotFound`), checked
+    /// against the caller's lease table in [`crate::Store::txn_checked`].
+    #[error("etcdserver: requested lease not found")]
+    LeaseNotFound,
     /// Two writes of one txn touch the same key (etcd `ErrGRPCDuplicateKey`).
     #[error("etcdserver: duplicate key given in txn request")]
     DuplicateKey,

@@ -55,8 +55,10 @@
 //!
 //! # On-disk layout, version 1
 //!
-//! One redb file with two tables. `meta["layout_version"]` holds `1` as a 4-byte
-//! big-endian integer; opening a file with another version fails.
+//! One redb file with three tables. `meta["layout_version"]` holds `1` as a 4-byte
+//! big-endian integer; opening a file with another version fails. The `lease` table
+//! came later without a version bump: opening a file that lacks it creates it empty,
+//! and installing a snapshot that lacks it means "no leases".
 //!
 //! **`key` table**: `[u8; 17] → bytes`. The key is the revision: `main` as 8 bytes
 //! big-endian, the byte `'_'` (0x5F), `sub` as 8 bytes big-endian (both non-negative,
@@ -79,6 +81,27 @@
 //! any; the last finished compaction: revisions at or below it hold only what
 //! compaction kept), `membership`
 //! (opaque bytes owned by the server).
+//!
+//! **`lease` table**: `[u8; 8] → bytes`. The key is the lease id, i64 big-endian
+//! two's complement; the value is the lease record, opaque to this crate (the server
+//! stores `keel-lease`'s `LeaseRecord`, format documented there). Lease writes
+//! ([`Store::put_lease_records`], [`Store::revoke_lease`]) join the pending batch, so
+//! they are committed in the same redb transaction as the key-value changes and the
+//! consistent index of their entry: replaying the WAL after a crash re-applies lease
+//! entries exactly when their key-value changes are missing too. Compaction and
+//! `hash`/`hash_kv` ignore this table (leases have no revisions; etcd's `HashKV`
+//! hashes only the `key` bucket).
+//!
+//! # Leases
+//!
+//! The store knows lease ids only as the `lease` field of key-values and as keys of
+//! the lease table; the lessor lives in the server. What the server needs: a txn
+//! whose taken branch puts with an unknown lease fails before writing
+//! ([`Store::txn_checked`], [`MvccError::LeaseNotFound`]); after each applied entry,
+//! [`Store::last_changes`] lists the keys put or deleted with their new lease, so the
+//! lessor's attached keys stay exact; [`Store::revoke_lease`] deletes a lease's keys
+//! in one revision (one delete event each for watchers) together with its record;
+//! [`Store::leased_keys`] lists live keys with a lease for reattaching at start-up.
 //!
 //! Compaction deletes records in the same transaction that advances
 //! `compact_revision` (and the consistent index of the compaction entry), so a
@@ -106,6 +129,7 @@ mod backend;
 mod error;
 pub mod index;
 mod kv;
+mod lease;
 mod revision;
 mod store;
 mod types;
@@ -114,6 +138,7 @@ mod watch;
 pub use backend::{BatchConfig, LAYOUT_VERSION};
 pub use error::MvccError;
 pub use kv::{KeyValue, RECORD_FORMAT_VERSION, Record};
+pub use lease::{KeyLeaseChange, LeaseRevoked};
 pub use revision::{REVISION_BYTES, Revision};
 pub use store::{
     MAX_EVENTS_PER_SYNC, MAX_WATCHERS_PER_SYNC, SnapshotInfo, Store, StoreStats, SyncReport,

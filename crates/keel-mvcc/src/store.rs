@@ -11,6 +11,7 @@ use crate::backend::{Backend, BatchConfig, META_TABLE, Meta};
 use crate::error::MvccError;
 use crate::index::TreeIndex;
 use crate::kv::{KeyValue, Record};
+use crate::lease::KeyLeaseChange;
 use crate::revision::Revision;
 use crate::types::{
     ApplyIndex, CompactResponse, Compare, CompareResult, CompareTarget, DeleteRangeRequest,
@@ -74,7 +75,7 @@ pub struct SnapshotInfo {
 }
 
 /// The changes of one write request in progress.
-struct WriteCtx {
+pub(crate) struct WriteCtx {
     begin_rev: i64,
     changes: Vec<Event>,
 }
@@ -94,11 +95,14 @@ impl WriteCtx {
 /// The multi-version store with its watchers. One owner drives it: writes are
 /// applied in Raft order with their [`ApplyIndex`], reads take `&self`.
 pub struct Store {
-    backend: Backend,
-    index: TreeIndex,
-    meta: Meta,
-    current_revision: i64,
+    pub(crate) backend: Backend,
+    pub(crate) index: TreeIndex,
+    pub(crate) meta: Meta,
+    pub(crate) current_revision: i64,
     watchers: WatcherGroups,
+    /// Keys the last applied entry put or deleted, with their new lease (see
+    /// [`Store::last_changes`]).
+    pub(crate) last_changes: Vec<KeyLeaseChange>,
 }
 
 fn check_key(key: &[u8]) -> Result<(), MvccError> {
@@ -120,6 +124,7 @@ impl Store {
             meta,
             current_revision: 0,
             watchers: WatcherGroups::default(),
+            last_changes: Vec::new(),
         };
         store.rebuild_index()?;
         tracing::info!(
@@ -202,7 +207,8 @@ impl Store {
     }
 
     /// Claims the entry `at`, refusing entries at or below the consistent index.
-    fn begin_apply(&mut self, at: ApplyIndex) -> Result<(), MvccError> {
+    pub(crate) fn begin_apply(&mut self, at: ApplyIndex) -> Result<(), MvccError> {
+        self.last_changes.clear();
         if at.index <= self.meta.consistent_index {
             return Err(MvccError::AlreadyApplied {
                 index: at.index,
@@ -229,7 +235,12 @@ impl Store {
         self.backend.commit_if_full(&self.meta)
     }
 
-    fn finish_write(&mut self, ctx: WriteCtx) -> Result<(), MvccError> {
+    pub(crate) fn finish_write(&mut self, ctx: WriteCtx) -> Result<(), MvccError> {
+        self.last_changes
+            .extend(ctx.changes.iter().map(|e| KeyLeaseChange {
+                key: e.kv.key.clone(),
+                lease: e.kv.lease,
+            }));
         if !ctx.changes.is_empty() {
             let rev = ctx.begin_rev + 1;
             self.current_revision = rev;
@@ -243,7 +254,7 @@ impl Store {
         self.backend.commit_if_full(&self.meta)
     }
 
-    fn begin_write(&self) -> WriteCtx {
+    pub(crate) fn begin_write(&self) -> WriteCtx {
         WriteCtx {
             begin_rev: self.current_revision,
             changes: Vec::new(),
@@ -453,7 +464,7 @@ impl Store {
         result
     }
 
-    fn delete_in(
+    pub(crate) fn delete_in(
         &mut self,
         ctx: &mut WriteCtx,
         req: &DeleteRangeRequest,
@@ -499,14 +510,29 @@ impl Store {
     }
 
     /// Applies a txn (etcd `Txn`): compares, then one branch, all at one revision.
+    /// Every lease a put names is taken to exist; see [`Store::txn_checked`].
     pub fn txn(&mut self, at: ApplyIndex, req: &TxnRequest) -> Result<TxnResponse, MvccError> {
+        self.txn_checked(at, req, &|_| true)
+    }
+
+    /// [`Store::txn`] where a put on the branch taken that names a lease for which
+    /// `lease_exists` is false fails the whole txn with [`MvccError::LeaseNotFound`]
+    /// before anything is written (etcd's `checkRequestPut`).
+    pub fn txn_checked(
+        &mut self,
+        at: ApplyIndex,
+        req: &TxnRequest,
+        lease_exists: &dyn Fn(i64) -> bool,
+    ) -> Result<TxnResponse, MvccError> {
         self.begin_apply(at)?;
         validate_txn(req)?;
         let cur = self.current_revision;
         let mut path = Vec::new();
         self.compare_path(cur, req, &mut path)?;
         if !txn_is_read_only(req) {
-            self.check_ops(cur, req, &path, &mut 0, &|s, cur, op| s.check_put(cur, op))?;
+            self.check_ops(cur, req, &path, &mut 0, &|s, cur, op| {
+                s.check_put(cur, op, lease_exists)
+            })?;
         }
         self.check_ops(cur, req, &path, &mut 0, &|s, cur, op| {
             s.check_range(cur, op)
@@ -617,12 +643,19 @@ impl Store {
         Ok(())
     }
 
-    fn check_put(&self, cur: i64, op: &RequestOp) -> Result<(), MvccError> {
-        if let RequestOp::Put(p) = op
-            && (p.ignore_value || p.ignore_lease)
-            && self.index.get(&p.key, cur).is_none()
-        {
-            return Err(MvccError::KeyNotFound);
+    fn check_put(
+        &self,
+        cur: i64,
+        op: &RequestOp,
+        lease_exists: &dyn Fn(i64) -> bool,
+    ) -> Result<(), MvccError> {
+        if let RequestOp::Put(p) = op {
+            if (p.ignore_value || p.ignore_lease) && self.index.get(&p.key, cur).is_none() {
+                return Err(MvccError::KeyNotFound);
+            }
+            if p.lease != 0 && !lease_exists(p.lease) {
+                return Err(MvccError::LeaseNotFound);
+            }
         }
         Ok(())
     }
