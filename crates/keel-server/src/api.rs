@@ -64,7 +64,21 @@ impl Core {
         }
     }
 
-    fn header(&self, revision: i64) -> pb::ResponseHeader {
+    /// A fresh request id (etcd's `reqIDGen`), also the source of lease ids.
+    pub(crate) fn next_request_id(&self) -> u64 {
+        self.next_id.fetch_add(1, Ordering::Relaxed)
+    }
+
+    /// The store's current revision, for headers of answers that read no keys.
+    pub(crate) fn current_revision(&self) -> i64 {
+        self.shared
+            .store
+            .read()
+            .expect("store lock poisoned")
+            .current_revision()
+    }
+
+    pub(crate) fn header(&self, revision: i64) -> pb::ResponseHeader {
         pb::ResponseHeader {
             cluster_id: self.shared.cluster_id,
             member_id: self.shared.member_id,
@@ -75,7 +89,7 @@ impl Core {
 
     /// Proposes `request` and waits until it is applied on this member.
     pub(crate) async fn propose(&self, request: Request) -> Result<Applied, ApiError> {
-        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let id = self.next_request_id();
         let data = keelpb::InternalRequest {
             id,
             request: Some(request),
@@ -263,7 +277,7 @@ fn txn_is_serializable(r: &pb::TxnRequest) -> bool {
 /// `etcdserverpb.KV`.
 pub(crate) struct KvService(pub Arc<Core>);
 
-fn unexpected(what: &Applied) -> Status {
+pub(crate) fn unexpected(what: &Applied) -> Status {
     Status::internal(format!("keel: unexpected apply result {what:?}"))
 }
 

@@ -8,6 +8,7 @@ use keel_proto::keelpb::{self, internal_request::Request};
 
 use crate::convert;
 use crate::errors::ApiError;
+use crate::lease::{self, Leases};
 use crate::membership::Membership;
 
 /// The result of an applied request, handed to the client's waiter.
@@ -18,6 +19,15 @@ pub(crate) enum Applied {
     Txn(keel_mvcc::TxnResponse),
     Compact(keel_mvcc::CompactResponse),
     Published,
+    LeaseGrant {
+        id: i64,
+        ttl_secs: i64,
+        revision: i64,
+    },
+    LeaseRevoke {
+        revision: i64,
+    },
+    LeaseCheckpoint,
 }
 
 /// What a waiter receives: the result, or the client error the request ended with.
@@ -47,10 +57,11 @@ impl From<MvccError> for ApplyError {
 }
 
 /// Applies one decoded request at `at`. `membership` is updated (and stored) by publish
-/// requests.
+/// requests; `leases` by lease requests and by the keys puts and deletes change.
 pub(crate) fn apply_request(
     store: &mut Store,
     membership: &mut Membership,
+    leases: &Leases,
     at: ApplyIndex,
     request: Option<Request>,
 ) -> Result<Applied, ApplyError> {
@@ -59,11 +70,26 @@ pub(crate) fn apply_request(
         return Ok(Applied::Published);
     };
     Ok(match request {
-        Request::Put(r) => Applied::Put(store.put(at, &convert::put_request(&r))?),
-        Request::DeleteRange(r) => {
-            Applied::DeleteRange(store.delete_range(at, &convert::delete_request(&r))?)
+        Request::Put(r) => {
+            lease::check_put(store, leases, at, r.lease)?;
+            let resp = store.put(at, &convert::put_request(&r))?;
+            lease::sync_attachments(leases, store);
+            Applied::Put(resp)
         }
-        Request::Txn(r) => Applied::Txn(store.txn(at, &convert::txn_request(&r))?),
+        Request::DeleteRange(r) => {
+            let resp = store.delete_range(at, &convert::delete_request(&r))?;
+            lease::sync_attachments(leases, store);
+            Applied::DeleteRange(resp)
+        }
+        Request::Txn(r) => {
+            let exists = lease::lease_exists(leases);
+            let resp = store.txn_checked(at, &convert::txn_request(&r), &exists)?;
+            lease::sync_attachments(leases, store);
+            Applied::Txn(resp)
+        }
+        r @ (Request::LeaseGrant(_) | Request::LeaseRevoke(_) | Request::LeaseCheckpoint(_)) => {
+            lease::apply(store, leases, at, r)?
+        }
         Request::Compaction(r) => Applied::Compact(store.compact(at, r.revision)?),
         Request::Publish(attrs) => {
             publish(membership, attrs);
@@ -93,6 +119,7 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let mut store = Store::open(&dir.path().join("db"), BatchConfig::default()).expect("open");
         let mut membership = Membership::default();
+        let leases = Leases::new(10, 100, 1000);
         let put = Request::Put(pb::PutRequest {
             key: b"k".to_vec(),
             value: b"v".to_vec(),
@@ -101,6 +128,7 @@ mod tests {
         let r = apply_request(
             &mut store,
             &mut membership,
+            &leases,
             ApplyIndex::new(1, 1),
             Some(put),
         )
@@ -113,6 +141,7 @@ mod tests {
         let err = apply_request(
             &mut store,
             &mut membership,
+            &leases,
             ApplyIndex::new(2, 1),
             Some(compact),
         )

@@ -61,6 +61,14 @@ pub enum ServerError {
         /// What is wrong.
         reason: String,
     },
+    /// The backend's lease table cannot be loaded into the lessor.
+    #[error("lease table in {path} is unusable: {reason}")]
+    BadLeases {
+        /// The backend file.
+        path: PathBuf,
+        /// What is wrong.
+        reason: String,
+    },
     /// The initial cluster settings cannot form a cluster.
     #[error("initial cluster: {0}")]
     Bootstrap(String),
@@ -121,6 +129,18 @@ pub enum ApiError {
     /// etcd `ErrGRPCLeaseProvided`.
     #[error("etcdserver: lease is provided")]
     LeaseProvided,
+    /// etcd `ErrGRPCLeaseNotFound`.
+    #[error("etcdserver: requested lease not found")]
+    LeaseNotFound,
+    /// etcd `ErrGRPCLeaseExist`.
+    #[error("etcdserver: lease already exists")]
+    LeaseExist,
+    /// etcd `ErrGRPCLeaseTTLTooLarge`.
+    #[error("etcdserver: too large lease TTL")]
+    LeaseTtlTooLarge,
+    /// A grant beyond keel-lease's bound on live leases (no etcd twin: etcd has none).
+    #[error("etcdserver: too many leases (limit {0})")]
+    TooManyLeases(usize),
     /// etcd `ErrGRPCTooManyOps`.
     #[error("etcdserver: too many operations in txn request")]
     TooManyOps,
@@ -172,8 +192,12 @@ impl ApiError {
             | ApiError::TooManyOps
             | ApiError::DuplicateKey
             | ApiError::RequestTooLarge => Code::InvalidArgument,
-            ApiError::Compacted | ApiError::FutureRevision => Code::OutOfRange,
-            ApiError::TooManyRequests => Code::ResourceExhausted,
+            ApiError::Compacted | ApiError::FutureRevision | ApiError::LeaseTtlTooLarge => {
+                Code::OutOfRange
+            }
+            ApiError::LeaseNotFound => Code::NotFound,
+            ApiError::LeaseExist => Code::FailedPrecondition,
+            ApiError::TooManyRequests | ApiError::TooManyLeases(_) => Code::ResourceExhausted,
             ApiError::NoLeader
             | ApiError::LeaderChanged
             | ApiError::Timeout
@@ -192,7 +216,24 @@ impl ApiError {
             MvccError::KeyNotFound => ApiError::KeyNotFound,
             MvccError::DuplicateKey => ApiError::DuplicateKey,
             MvccError::EmptyKey => ApiError::EmptyKey,
+            MvccError::LeaseNotFound => ApiError::LeaseNotFound,
             other => ApiError::Backend(other.to_string()),
+        }
+    }
+}
+
+impl ApiError {
+    /// The client error for a lessor failure. `NotPrimary` and `Expired` are handled
+    /// by the server (forward, wait) before they could reach a client; should one get
+    /// here it is reported as etcd reports a renewal it could not place.
+    pub(crate) fn from_lease(err: &keel_lease::LeaseError) -> ApiError {
+        use keel_lease::LeaseError;
+        match err {
+            LeaseError::NotFound | LeaseError::Expired(_) => ApiError::LeaseNotFound,
+            LeaseError::AlreadyExists => ApiError::LeaseExist,
+            LeaseError::TtlTooLarge => ApiError::LeaseTtlTooLarge,
+            LeaseError::TooManyLeases { limit } => ApiError::TooManyLeases(*limit),
+            LeaseError::NotPrimary => ApiError::LeaderChanged,
         }
     }
 }
@@ -244,6 +285,21 @@ mod tests {
                 ApiError::NoLeader,
                 Code::Unavailable,
                 "etcdserver: no leader",
+            ),
+            (
+                ApiError::LeaseNotFound,
+                Code::NotFound,
+                "etcdserver: requested lease not found",
+            ),
+            (
+                ApiError::LeaseExist,
+                Code::FailedPrecondition,
+                "etcdserver: lease already exists",
+            ),
+            (
+                ApiError::LeaseTtlTooLarge,
+                Code::OutOfRange,
+                "etcdserver: too large lease TTL",
             ),
             (
                 ApiError::LeaderChanged,

@@ -71,6 +71,7 @@ mod authority;
 mod config;
 mod convert;
 mod errors;
+mod lease;
 pub mod membership;
 mod node;
 mod storage;
@@ -84,7 +85,8 @@ use std::time::Duration;
 use axum::routing::get;
 use keel_mvcc::{BatchConfig, Store};
 use keel_proto::etcdserverpb::{
-    cluster_server::ClusterServer, kv_server::KvServer, maintenance_server::MaintenanceServer,
+    cluster_server::ClusterServer, kv_server::KvServer, lease_server::LeaseServer,
+    maintenance_server::MaintenanceServer,
 };
 use keel_proto::keelpb::{self, raft_server::RaftServer};
 use keel_raft::RawNode;
@@ -279,6 +281,17 @@ impl Server {
             });
         }
         let election_tick = (config.election_timeout_ms / config.heartbeat_interval_ms).max(2);
+        let leases = lease::Leases::new(
+            election_tick,
+            config.heartbeat_interval_ms,
+            config.election_timeout_ms,
+        );
+        leases
+            .restore(&store)
+            .map_err(|reason| ServerError::BadLeases {
+                path: db_path.clone(),
+                reason,
+            })?;
         let mut raft_config = keel_raft::Config::new(member_id);
         raft_config.election_tick = election_tick;
         raft_config.heartbeat_tick = 1;
@@ -309,6 +322,7 @@ impl Server {
             is_learner: AtomicBool::new(false),
             store: std::sync::RwLock::new(store),
             membership: std::sync::RwLock::new(membership.clone()),
+            leases,
         });
         let (node_tx, node_rx) = mpsc::channel(node::NODE_INPUT_CAPACITY);
         let (client_stop, client_stop_rx) = watch::channel(false);
@@ -370,6 +384,16 @@ impl Server {
             }
         }));
 
+        let request_timeout = Duration::from_millis(5000 + 2 * config.election_timeout_ms);
+        let core = Arc::new(Core::new(
+            Arc::clone(&shared),
+            node_tx.clone(),
+            config.max_request_bytes,
+            config.max_txn_ops,
+            request_timeout,
+        ));
+        background.push(tokio::spawn(lease::run_timer(Arc::clone(&core))));
+
         let mut peer_tasks = Vec::new();
         for listener in peer_listeners {
             let service = RaftServer::new(RaftService::new(
@@ -379,11 +403,13 @@ impl Server {
             ))
             .max_decoding_message_size(transport::MAX_PEER_MESSAGE_BYTES)
             .max_encoding_message_size(transport::MAX_PEER_MESSAGE_BYTES);
+            let lease_peer = lease::peer_service(Arc::clone(&core));
             let stop = wait_true(peer_stop_rx.clone());
             peer_tasks.push(tokio::spawn(async move {
                 let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
                 if let Err(e) = tonic::transport::Server::builder()
                     .add_service(service)
+                    .add_service(lease_peer)
                     .serve_with_incoming_shutdown(incoming, stop)
                     .await
                 {
@@ -392,14 +418,6 @@ impl Server {
             }));
         }
 
-        let request_timeout = Duration::from_millis(5000 + 2 * config.election_timeout_ms);
-        let core = Arc::new(Core::new(
-            Arc::clone(&shared),
-            node_tx.clone(),
-            config.max_request_bytes,
-            config.max_txn_ops,
-            request_timeout,
-        ));
         let max_decoding = usize::try_from(config.max_request_bytes)
             .unwrap_or(usize::MAX)
             .saturating_add(api::GRPC_OVERHEAD_BYTES);
@@ -413,6 +431,7 @@ impl Server {
                 &core,
             ))))
             .add_service(ClusterServer::new(api::ClusterService(Arc::clone(&core))))
+            .add_service(LeaseServer::new(lease::LeaseService(Arc::clone(&core))))
             .into_axum_router();
             let health_core = Arc::clone(&core);
             let app = axum::Router::new()

@@ -59,6 +59,7 @@ pub(crate) struct Shared {
     pub is_learner: std::sync::atomic::AtomicBool,
     pub store: RwLock<Store>,
     pub membership: RwLock<Membership>,
+    pub leases: crate::lease::Leases,
 }
 
 impl Shared {
@@ -344,6 +345,7 @@ impl Node {
                     consistent_index = store.consistent_index(),
                     "restored the backend from the leader's snapshot"
                 );
+                self.shared.leases.restore(&store)?;
                 match Membership::decode(store.membership()) {
                     Ok(m) => {
                         self.membership = m.clone();
@@ -465,6 +467,9 @@ impl Node {
 
     fn handle_ready(&mut self, mut rd: Ready) -> Result<(), ServerError> {
         if let Some(ss) = rd.soft_state {
+            if ss.leader_id != self.shared.member_id {
+                self.shared.leases.follow_leadership(false, false);
+            }
             let previous = self.shared.leader.swap(ss.leader_id, Ordering::AcqRel);
             if previous != ss.leader_id {
                 if previous != 0 {
@@ -539,12 +544,24 @@ impl Node {
                     self.raw.storage_mut().set_conf_state(cs);
                     (
                         None,
-                        apply::apply_request(&mut store, &mut self.membership, at, None),
+                        apply::apply_request(
+                            &mut store,
+                            &mut self.membership,
+                            &shared.leases,
+                            at,
+                            None,
+                        ),
                     )
                 }
                 EntryKind::Normal if e.data.is_empty() => (
                     None,
-                    apply::apply_request(&mut store, &mut self.membership, at, None),
+                    apply::apply_request(
+                        &mut store,
+                        &mut self.membership,
+                        &shared.leases,
+                        at,
+                        None,
+                    ),
                 ),
                 EntryKind::Normal => {
                     let req =
@@ -558,8 +575,13 @@ impl Node {
                         req.request,
                         Some(keelpb::internal_request::Request::Publish(_))
                     );
-                    let result =
-                        apply::apply_request(&mut store, &mut self.membership, at, req.request);
+                    let result = apply::apply_request(
+                        &mut store,
+                        &mut self.membership,
+                        &shared.leases,
+                        at,
+                        req.request,
+                    );
                     if published {
                         *self
                             .shared
@@ -588,6 +610,14 @@ impl Node {
         self.shared
             .applied_index
             .store(self.applied, Ordering::Release);
+        // A leader that applied an entry of its own term has applied every earlier
+        // one: its lessor may become primary.
+        let leading = self.shared.leader() == self.shared.member_id;
+        let term = self.shared.term.load(Ordering::Acquire);
+        let caught_up = entries.last().is_some_and(|e| e.term == term);
+        if leading {
+            self.shared.leases.follow_leadership(true, caught_up);
+        }
         Ok(())
     }
 

@@ -310,19 +310,9 @@ async fn corrupt_wal_fails_startup_naming_the_file() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn services_not_built_yet_answer_unimplemented() {
-    use keel_proto::etcdserverpb::{
-        DefragmentRequest, LeaseGrantRequest, lease_client::LeaseClient,
-        maintenance_client::MaintenanceClient,
-    };
+    use keel_proto::etcdserverpb::{DefragmentRequest, maintenance_client::MaintenanceClient};
     let c = Cluster::start(1).await;
     c.wait_leader().await;
-    let err = LeaseClient::connect(c.endpoint(0))
-        .await
-        .expect("connect")
-        .lease_grant(LeaseGrantRequest { ttl: 10, id: 0 })
-        .await
-        .expect_err("no lease service yet");
-    assert_eq!(err.code(), Code::Unimplemented, "{err}");
     let err = MaintenanceClient::connect(c.endpoint(0))
         .await
         .expect("connect")
