@@ -23,7 +23,10 @@ mod common;
 
 use std::time::Duration;
 
-use common::{Cluster, Impl, MemberSpec, Output, etcdctl, member_specs};
+use common::{
+    Cluster, Impl, MemberSpec, Output, etcdctl, mask_number_after, member_specs,
+    without_client_logs,
+};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Norm {
@@ -92,23 +95,6 @@ impl Step {
     }
 }
 
-/// Replaces the digits that follow each `needle` by `N`.
-fn mask_number_after(text: &str, needle: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    let mut rest = text;
-    while let Some(at) = rest.find(needle) {
-        let (before, after) = rest.split_at(at + needle.len());
-        out.push_str(before);
-        let digits = after.len() - after.trim_start_matches(|c: char| c.is_ascii_digit()).len();
-        if digits > 0 {
-            out.push('N');
-        }
-        rest = &after[digits..];
-    }
-    out.push_str(rest);
-    out
-}
-
 fn normalise_status(text: &str, any_leader: bool) -> String {
     text.lines()
         .map(|line| {
@@ -142,12 +128,7 @@ fn normalise_health(text: &str) -> String {
 }
 
 fn normalise(norm: Norm, output: &Output) -> Output {
-    let stderr: String = output
-        .stderr
-        .lines()
-        .filter(|line| !line.starts_with('{'))
-        .map(|line| format!("{line}\n"))
-        .collect();
+    let stderr = without_client_logs(&output.stderr);
     let (stdout, stderr) = match norm {
         Norm::Exact => (output.stdout.clone(), stderr),
         Norm::Term => (mask_number_after(&output.stdout, "\"raft_term\":"), stderr),

@@ -444,6 +444,33 @@ impl Drop for Cluster {
     }
 }
 
+/// Replaces the digits that follow each `needle` by `N`.
+pub fn mask_number_after(text: &str, needle: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(at) = rest.find(needle) {
+        let (before, after) = rest.split_at(at + needle.len());
+        out.push_str(before);
+        let digits = after.len() - after.trim_start_matches(|c: char| c.is_ascii_digit()).len();
+        if digits > 0 {
+            out.push('N');
+        }
+        rest = &after[digits..];
+    }
+    out.push_str(rest);
+    out
+}
+
+/// `stderr` without etcdctl's own JSON-formatted client log lines (retry warnings
+/// with timestamps), which differ from run to run.
+pub fn without_client_logs(stderr: &str) -> String {
+    stderr
+        .lines()
+        .filter(|line| !line.starts_with('{'))
+        .map(|line| format!("{line}\n"))
+        .collect()
+}
+
 /// The last `lines` lines of a file.
 pub fn tail(path: &Path, lines: usize) -> String {
     let text = std::fs::read_to_string(path).unwrap_or_default();
