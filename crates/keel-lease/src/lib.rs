@@ -63,6 +63,12 @@
 //!   `LeaseCheckpoint` for each batch from [`Lessor::due_checkpoints`].
 //! - **Metrics**: [`Lessor::stats`] feeds etcd's lease counters.
 //!
+//! `keel-server`'s `lease` module is that server: it promotes the leader's lessor once
+//! an entry of the leader's own term has applied, polls every 500 ms, checkpoints every
+//! 5 s (so one leader change delays a lease's expiry by at most the leaderless gap +
+//! the election timeout + 5 s, per the bound below), and forwards keep-alives and
+//! time-to-live questions from followers to the leader over the peer port.
+//!
 //! # Beyond etcd: remaining TTL survives a leader change
 //!
 //! etcd 3.4 restarts every lease at its full TTL on a new leader unless

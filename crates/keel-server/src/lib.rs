@@ -53,8 +53,11 @@
 //! # Client API served so far
 //!
 //! On every `listen_client_addrs` listener, gRPC (h2c) and HTTP/1.1 share the port:
-//! `etcdserverpb.KV` (Range, Put, DeleteRange, Txn, Compact), `Maintenance` (Status,
-//! Hash, HashKV), `Cluster` (MemberList), `GET /health` and `GET /version`. Every other
+//! `etcdserverpb.KV` (Range, Put, DeleteRange, Txn, Compact), `Lease` (LeaseGrant,
+//! LeaseRevoke, LeaseKeepAlive, LeaseTimeToLive, LeaseLeases; see [`lease`](crate) for
+//! how the lessor is driven and the remaining-TTL bound across leader changes),
+//! `Maintenance` (Status, Hash, HashKV), `Cluster` (MemberList), `GET /health` and
+//! `GET /version`. Every other
 //! etcd service or method answers gRPC `Unimplemented`. Client connections pass through
 //! an HTTP/2 header rewrite that accepts etcdctl 3.4's `http://host:port` authorities,
 //! which the `h2` crate would otherwise reject.
@@ -63,7 +66,11 @@
 //!
 //! `keelpb.Raft` (`keel-proto/proto/keelpb/raft.proto`) on `listen_peer_addrs`:
 //! Keel-to-Keel only, one long-lived client stream of message batches per peer plus one
-//! call per snapshot, which streams the backend copy in 1 MiB chunks.
+//! call per snapshot, which streams the backend copy in 1 MiB chunks. The same port
+//! serves `keelpb.PeerLease` (`keelpb/internal.proto`): a follower forwards
+//! `LeaseKeepAlive` renewals and `LeaseTimeToLive` to the leader with it, since only
+//! the leader's lessor holds the lease timers (etcd forwards them over HTTP on its
+//! peer port).
 
 mod api;
 mod apply;
