@@ -43,7 +43,7 @@
 
 use std::pin::Pin;
 use std::sync::atomic::Ordering;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::time::{Duration, Instant};
 
 use keel_lease::{Checkpoint, LeaseError, LeaseId, LeaseRecord, Lessor, LessorConfig};
@@ -277,14 +277,19 @@ pub(crate) fn apply(
 
 // ------------------------------------------------------------------ leader timer
 
-/// Runs forever on every member: on the primary, proposes revokes for expired
-/// leases and checkpoint batches. The proposals run as their own tasks, so a slow
-/// Raft round never delays the next look; the node bounds how many wait.
-pub(crate) async fn run_timer(core: Arc<Core>) {
+/// Runs on every member until the server is gone: on the primary, proposes revokes
+/// for expired leases and checkpoint batches. The proposals run as their own tasks,
+/// so a slow Raft round never delays the next look; the node bounds how many wait.
+/// It holds the server only weakly between ticks, so that a stopped server's store
+/// is released (and its backend file closed) however late the task is dropped.
+pub(crate) async fn run_timer(core: Weak<Core>) {
     let mut interval = tokio::time::interval(TIMER_INTERVAL);
     interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         interval.tick().await;
+        let Some(core) = core.upgrade() else {
+            return;
+        };
         let leases = &core.shared.leases;
         let (expired, batches) = {
             let mut lessor = leases.lock();
@@ -617,13 +622,18 @@ impl pb::lease_server::Lease for LeaseService {
     ) -> Result<Response<Self::LeaseKeepAliveStream>, Status> {
         let mut inbound = request.into_inner();
         let (tx, rx) = mpsc::channel(KEEPALIVE_STREAM_CAPACITY);
-        let core = Arc::clone(&self.0);
+        // Weak while idle: an open stream must not keep a stopped server's store alive.
+        let weak = Arc::downgrade(&self.0);
         tokio::spawn(async move {
             loop {
                 let req = match inbound.message().await {
                     Ok(Some(req)) => req,
                     // The client closed its side, or the stream broke.
                     Ok(None) | Err(_) => return,
+                };
+                let Some(core) = weak.upgrade() else {
+                    let _ = tx.send(Err(ApiError::Stopped.status())).await;
+                    return;
                 };
                 // The header is taken before renewing, as etcd does, so its revision
                 // is never past a revoke the renewal raced with.
@@ -677,8 +687,16 @@ impl pb::lease_server::Lease for LeaseService {
 
 // ------------------------------------------------------------------ gRPC: keelpb.PeerLease
 
-/// The leader's side of forwarded lease calls, on the peer port.
-pub(crate) struct PeerLeaseService(pub Arc<Core>);
+/// The leader's side of forwarded lease calls, on the peer port. It holds the server
+/// weakly: peer connections outlive a stopped server's peer listener (the other
+/// members keep them open), and must not keep its store, and backend file, open.
+pub(crate) struct PeerLeaseService(Weak<Core>);
+
+impl PeerLeaseService {
+    fn core(&self) -> Result<Arc<Core>, Status> {
+        self.0.upgrade().ok_or_else(|| ApiError::Stopped.status())
+    }
+}
 
 #[tonic::async_trait]
 impl PeerLease for PeerLeaseService {
@@ -687,7 +705,7 @@ impl PeerLease for PeerLeaseService {
         request: tonic::Request<pb::LeaseKeepAliveRequest>,
     ) -> Result<Response<pb::LeaseKeepAliveResponse>, Status> {
         let id = request.into_inner().id;
-        let ttl = renew(&self.0, id, false).await?;
+        let ttl = renew(&*self.core()?, id, false).await?;
         Ok(Response::new(pb::LeaseKeepAliveResponse {
             header: None,
             id,
@@ -700,13 +718,15 @@ impl PeerLease for PeerLeaseService {
         request: tonic::Request<pb::LeaseTimeToLiveRequest>,
     ) -> Result<Response<pb::LeaseTimeToLiveResponse>, Status> {
         let r = request.into_inner();
-        Ok(Response::new(time_to_live(&self.0, &r, false).await?))
+        Ok(Response::new(
+            time_to_live(&*self.core()?, &r, false).await?,
+        ))
     }
 }
 
 /// The peer-port service for forwarded lease calls.
 pub(crate) fn peer_service(
-    core: Arc<Core>,
+    core: &Arc<Core>,
 ) -> keelpb::peer_lease_server::PeerLeaseServer<PeerLeaseService> {
-    keelpb::peer_lease_server::PeerLeaseServer::new(PeerLeaseService(core))
+    keelpb::peer_lease_server::PeerLeaseServer::new(PeerLeaseService(Arc::downgrade(core)))
 }

@@ -399,7 +399,7 @@ impl Server {
             config.max_txn_ops,
             request_timeout,
         ));
-        background.push(tokio::spawn(lease::run_timer(Arc::clone(&core))));
+        background.push(tokio::spawn(lease::run_timer(Arc::downgrade(&core))));
 
         let mut peer_tasks = Vec::new();
         for listener in peer_listeners {
@@ -410,7 +410,7 @@ impl Server {
             ))
             .max_decoding_message_size(transport::MAX_PEER_MESSAGE_BYTES)
             .max_encoding_message_size(transport::MAX_PEER_MESSAGE_BYTES);
-            let lease_peer = lease::peer_service(Arc::clone(&core));
+            let lease_peer = lease::peer_service(&core);
             let stop = wait_true(peer_stop_rx.clone());
             peer_tasks.push(tokio::spawn(async move {
                 let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
