@@ -419,3 +419,58 @@ async fn remaining_ttl_survives_a_leader_change() {
     );
     c.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_follower_restores_leases_and_attachments_from_a_snapshot() {
+    use support::{put_retrying, serializable_get, wait_value};
+    let mut c = Cluster::start_with(3, |cfg| cfg.snapshot_count = 20).await;
+    let leader = c.wait_leader().await;
+    let lagging = (leader + 1) % 3;
+    put_retrying(&c, leader, "first", "1").await;
+    wait_value(&c, lagging, "first", "1").await;
+    c.stop(lagging).await;
+
+    let id = grant(&c, leader, 300, 0).await;
+    c.kv(leader)
+        .await
+        .put(leased("snap-leased", "v", id))
+        .await
+        .expect("put with lease");
+    for i in 0..200 {
+        put_retrying(&c, leader, &format!("key{i:03}"), "v").await;
+    }
+    c.restart(lagging).await;
+    wait_value(&c, lagging, "key199", "v").await;
+    // The lagging member learnt the lease from the leader's snapshot, not its log.
+    let listed = lease_client(&c, lagging)
+        .await
+        .lease_leases(LeaseLeasesRequest {})
+        .await
+        .expect("leases")
+        .into_inner();
+    assert_eq!(
+        listed.leases.iter().map(|l| l.id).collect::<Vec<_>>(),
+        vec![id]
+    );
+    // Every member deletes the keys its own lessor has attached: the revoke removes
+    // the key on the lagging member too only if the snapshot reattached it there.
+    lease_client(&c, leader)
+        .await
+        .lease_revoke(LeaseRevokeRequest { id })
+        .await
+        .expect("revoke");
+    put_retrying(&c, leader, "after-revoke", "x").await;
+    wait_value(&c, lagging, "after-revoke", "x").await;
+    let r = c
+        .kv(lagging)
+        .await
+        .range(serializable_get("snap-leased"))
+        .await
+        .expect("serializable get")
+        .into_inner();
+    assert!(
+        r.kvs.is_empty(),
+        "the revoke deleted the key on every member"
+    );
+    c.shutdown().await;
+}
