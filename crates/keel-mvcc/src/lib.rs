@@ -113,7 +113,7 @@
 //! the next compaction (as etcd since 3.4.34/3.5.15), so a watcher resuming at the
 //! compaction point still sees that deletion.
 //!
-//! A snapshot ([`Store::snapshot`]) is a new redb file with both tables copied from one
+//! A snapshot ([`Store::snapshot`]) is a new redb file with all three tables copied from one
 //! committed redb read transaction, so it is the same layout and opens as a store.
 //!
 //! # Hashes
