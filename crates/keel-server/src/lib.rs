@@ -54,7 +54,8 @@
 //!
 //! On every `listen_client_addrs` listener, gRPC (h2c) and HTTP/1.1 share the port:
 //! `etcdserverpb.KV` (Range, Put, DeleteRange, Txn, Compact), `Maintenance` (Status,
-//! Hash, HashKV), `Cluster` (MemberList), `GET /health` and `GET /version`. Every other
+//! Hash, HashKV), `Cluster` (MemberList), `GET /health` and `GET /version`; with the
+//! `failpoints` feature also `/debug/failpoints` ([`failpoints`]). Every other
 //! etcd service or method answers gRPC `Unimplemented`. Client connections pass through
 //! an HTTP/2 header rewrite that accepts etcdctl 3.4's `http://host:port` authorities,
 //! which the `h2` crate would otherwise reject.
@@ -71,6 +72,7 @@ mod authority;
 mod config;
 mod convert;
 mod errors;
+pub mod failpoints;
 pub mod membership;
 mod node;
 mod storage;
@@ -421,6 +423,7 @@ impl Server {
                     get(move || api::health(Arc::clone(&health_core))),
                 )
                 .route("/version", get(api::version))
+                .merge(failpoints::router())
                 .merge(grpc);
             let stop = wait_true(client_stop_rx.clone());
             let listener = authority::ClientListener(listener);
