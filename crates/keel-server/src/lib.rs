@@ -60,6 +60,14 @@
 //! an HTTP/2 header rewrite that accepts etcdctl 3.4's `http://host:port` authorities,
 //! which the `h2` crate would otherwise reject.
 //!
+//! # Failpoints
+//!
+//! With the `failpoints` feature, [`failpoints`] puts the `fail` crate's points at the
+//! places a crash or a slow disk matters (around the WAL save, the apply, the backend
+//! commit, snapshots and sends), serves `/debug/failpoints`, and can plant a bug
+//! (`KEEL_PLANTED_BUG`) for the robustness suite to catch. Without it nothing of that is
+//! compiled in.
+//!
 //! # Peer protocol
 //!
 //! `keelpb.Raft` (`keel-proto/proto/keelpb/raft.proto`) on `listen_peer_addrs`:
