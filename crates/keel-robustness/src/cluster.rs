@@ -264,17 +264,25 @@ impl Cluster {
         self.members[i].child.is_some()
     }
 
-    /// Whether member `i`'s process exited by itself (a failpoint panic, a
-    /// fatal error); an exited member is reaped and counts as killed.
+    /// Whether member `i`'s process exited by itself (a crash the caller
+    /// caused, such as a failpoint panic); an exited member is reaped and
+    /// counts as killed, so [`Cluster::heal`] restarts it.
     pub fn exited(&mut self, i: usize) -> bool {
-        let gone = match &mut self.members[i].child {
-            Some(child) => !matches!(child.try_wait(), Ok(None)),
-            None => return false,
-        };
+        let gone = self.exit_status(i).is_some();
         if gone {
             self.kill(i);
         }
         gone
+    }
+
+    /// How member `i`'s process ended, if it did (not reaped).
+    fn exit_status(&mut self, i: usize) -> Option<String> {
+        let child = self.members[i].child.as_mut()?;
+        match child.try_wait() {
+            Ok(None) => None,
+            Ok(Some(status)) => Some(status.to_string()),
+            Err(e) => Some(format!("unknown status: {e}")),
+        }
     }
 
     /// Whether member `i` is stopped by SIGSTOP.
@@ -356,13 +364,22 @@ impl Cluster {
         }
     }
 
-    /// Clears every link fault, resumes paused members and restarts killed ones.
+    /// Clears every link fault, resumes paused members and restarts killed
+    /// ones. A member whose process exited without the harness causing it
+    /// (see [`Cluster::exited`]) fails the heal: that is a server crash.
     pub fn heal(&mut self) -> Result<(), RobustnessError> {
         for proxy in &self.proxies {
             proxy.heal();
         }
         for i in 0..self.len() {
-            self.exited(i);
+            if let Some(status) = self.exit_status(i) {
+                return Err(RobustnessError::Cluster(format!(
+                    "m{i} exited by itself ({status}); see {}",
+                    self.members[i].log_path.display()
+                )));
+            }
+        }
+        for i in 0..self.len() {
             if self.members[i].paused {
                 self.resume(i)?;
             }

@@ -292,13 +292,17 @@ async fn crash_at(
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    // Cleared so that it cannot fire after the final heal; it may have fired
-    // meanwhile, which the heal handles like any crash.
+    // Cleared so that it cannot fire after the final heal. It may have fired
+    // just before: give an aborting process a moment to be seen as exited.
     let cleared = cluster.clear_failpoint(victim, point).await;
-    if cluster.exited(victim) {
-        return Ok(format!(
-            "m{victim} crashed at failpoint {point} as it was being cleared (leader {leader:?})"
-        ));
+    let settle = tokio::time::Instant::now();
+    while settle.elapsed() < Duration::from_millis(300) {
+        if cluster.exited(victim) {
+            return Ok(format!(
+                "m{victim} crashed at failpoint {point} as it was being cleared (leader {leader:?})"
+            ));
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
     }
     cleared?;
     Ok(format!(
