@@ -520,7 +520,10 @@ impl Cluster {
     }
 }
 
-/// One HTTP/1.1 request to 127.0.0.1:`port`; returns the status code and body.
+/// One HTTP/1.1 request to 127.0.0.1:`port`; returns the status code and
+/// body. A member without failpoints answers every unknown path through its
+/// gRPC fallback (HTTP 200 with a `grpc-status` header, no body), so such an
+/// answer comes back as 404.
 async fn http_request(
     port: u16,
     method: &str,
@@ -551,10 +554,11 @@ async fn http_request(
             .nth(1)
             .and_then(|code| code.parse::<u16>().ok())
             .ok_or_else(|| format!("not an HTTP answer: {answer:?}"))?;
-        let body = answer
-            .split_once("\r\n\r\n")
-            .map_or(String::new(), |(_, b)| b.to_owned());
-        Ok((status, body))
+        let (head, body) = answer.split_once("\r\n\r\n").unwrap_or((&answer, ""));
+        let grpc = head
+            .lines()
+            .any(|line| line.to_ascii_lowercase().starts_with("grpc-status:"));
+        Ok((if grpc { 404 } else { status }, body.to_owned()))
     };
     tokio::time::timeout(FAILPOINT_TIMEOUT, exchange)
         .await

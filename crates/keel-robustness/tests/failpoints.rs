@@ -25,7 +25,7 @@ fn the_test_keel_binary_serves_failpoints_set_at_start_and_over_http() {
         "raft_after_save=1*sleep(1)".to_owned(),
     )];
     common::runtime().block_on(async {
-        let cluster = Cluster::start_with_env(&common::keel_bin(), 1, dir.path(), 1, &[], &env)
+        let cluster = Cluster::start(&common::keel_bin(), 1, &dir.path().join("plain"), 1, &[])
             .await
             .expect("a one-member cluster");
         let listed = cluster
@@ -33,10 +33,7 @@ fn the_test_keel_binary_serves_failpoints_set_at_start_and_over_http() {
             .await
             .expect("GET /debug/failpoints")
             .unwrap_or_else(|| panic!("{NOT_BUILT}"));
-        assert!(
-            listed.contains("raft_after_save=1*sleep(1)"),
-            "FAILPOINTS was not applied at start: {listed:?}"
-        );
+        assert_eq!(listed, "", "a fresh member has no failpoint set");
         cluster
             .set_failpoint(0, "wal_before_sync", "sleep(1)")
             .await
@@ -61,6 +58,27 @@ fn the_test_keel_binary_serves_failpoints_set_at_start_and_over_http() {
         assert!(unknown.is_err(), "an unknown failpoint was accepted");
         let bad = cluster.set_failpoint(0, "wal_before_sync", "sleep(").await;
         assert!(bad.is_err(), "malformed actions were accepted");
+        drop(cluster);
+
+        let cluster = Cluster::start_with_env(
+            &common::keel_bin(),
+            1,
+            &dir.path().join("env"),
+            2,
+            &[],
+            &env,
+        )
+        .await
+        .expect("a one-member cluster started with FAILPOINTS");
+        let listed = cluster
+            .list_failpoints(0)
+            .await
+            .expect("list")
+            .expect("served");
+        assert!(
+            listed.contains("raft_after_save=1*sleep(1)"),
+            "FAILPOINTS was not applied at start: {listed:?}"
+        );
     });
 }
 
