@@ -24,6 +24,9 @@ fn the_test_keel_binary_serves_failpoints_set_at_start_and_over_http() {
         "FAILPOINTS".to_owned(),
         "raft_after_save=1*sleep(1)".to_owned(),
     )];
+    for sub in ["plain", "env"] {
+        std::fs::create_dir(dir.path().join(sub)).expect("a member directory");
+    }
     common::runtime().block_on(async {
         let cluster = Cluster::start(&common::keel_bin(), 1, &dir.path().join("plain"), 1, &[])
             .await
