@@ -221,6 +221,12 @@ impl Cluster {
         args
     }
 
+    /// Replaces the extra environment of members started from now on (a
+    /// restart with `FAILPOINTS` set, say).
+    pub fn set_env(&mut self, env: &[(String, String)]) {
+        self.env = env.to_vec();
+    }
+
     /// Starts member `i` (again, after a kill).
     pub fn spawn(&mut self, i: usize) -> Result<(), RobustnessError> {
         assert!(
