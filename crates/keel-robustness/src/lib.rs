@@ -71,11 +71,12 @@
 //! * Power loss: a crash at a failpoint kills the process, not the machine,
 //!   so written but unsynced data survives in the page cache; losing it needs
 //!   keel-sim's simulated disk.
-//! * The snapshot failpoints (`raft_before_apply_snapshot`,
-//!   `raft_after_apply_snapshot`) and the send failpoints exist in the server
-//!   but no scenario arms them yet: reaching them needs a member far enough
-//!   behind to be sent a snapshot, which needs `--snapshot-count` passed to
-//!   the members.
+//! * No scenario arms the snapshot failpoints (`raft_before_apply_snapshot`,
+//!   `raft_after_apply_snapshot`) or the send failpoints: reaching a snapshot
+//!   in a run needs a small `--snapshot-count` on the members, and `run`
+//!   does not pass [`run::RunConfig::keel_args`] to them yet.
+//!   `tests/failpoints.rs` crashes a follower at each snapshot point
+//!   directly and checks it catches up.
 //! * `return` actions (a failpoint that makes the disk fail with an error).
 
 pub mod check;
