@@ -5,6 +5,13 @@
 //! Every process is started by this module and killed by its pid when the
 //! [`Cluster`] is dropped (normal end, error, panic, or the run future being
 //! cancelled on Ctrl-C): the cluster is the guard.
+//!
+//! Members built with keel's `failpoints` feature take failpoints over HTTP
+//! on their client port ([`Cluster::set_failpoint`]); a member that crashed
+//! on one (its process exited) is restarted by [`Cluster::heal`] like a
+//! killed one. Environment variables for every member (`FAILPOINTS`,
+//! `KEEL_PLANTED_BUG`) come from [`Cluster::start_with_env`] or are inherited
+//! from the harness's own environment.
 
 use std::fs::File;
 use std::net::TcpListener as StdListener;
@@ -14,6 +21,7 @@ use std::time::Duration;
 
 use keel_proto::etcdserverpb::StatusRequest;
 use keel_proto::etcdserverpb::maintenance_client::MaintenanceClient;
+use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::task::JoinHandle;
 
 use crate::RobustnessError;
@@ -21,6 +29,10 @@ use crate::proxy::{self, LinkFaults, Pids, ProxyHandle};
 
 /// How long one status probe may take.
 const PROBE_TIMEOUT: Duration = Duration::from_millis(800);
+/// How long one failpoint request may take.
+const FAILPOINT_TIMEOUT: Duration = Duration::from_secs(2);
+/// Largest failpoint answer read.
+const FAILPOINT_ANSWER_BYTES: u64 = 64 * 1024;
 
 /// One member: its ports, files and process.
 #[derive(Debug)]
@@ -57,6 +69,8 @@ pub struct Cluster {
     pids: Pids,
     proxy_tasks: Vec<JoinHandle<()>>,
     extra_args: Vec<String>,
+    /// Set in every member's environment.
+    env: Vec<(String, String)>,
 }
 
 /// A port that was free a moment ago.
@@ -78,6 +92,18 @@ impl Cluster {
         dir: &Path,
         seed: u64,
         extra_args: &[String],
+    ) -> Result<Cluster, RobustnessError> {
+        Cluster::start_with_env(bin, n, dir, seed, extra_args, &[]).await
+    }
+
+    /// [`Cluster::start`] with `env` set in every member's environment.
+    pub async fn start_with_env(
+        bin: &Path,
+        n: usize,
+        dir: &Path,
+        seed: u64,
+        extra_args: &[String],
+        env: &[(String, String)],
     ) -> Result<Cluster, RobustnessError> {
         assert!(n >= 1, "a cluster needs a member");
         let mut members = Vec::with_capacity(n);
@@ -115,6 +141,7 @@ impl Cluster {
             pids,
             proxy_tasks,
             extra_args: extra_args.to_vec(),
+            env: env.to_vec(),
         };
         for i in 0..n {
             cluster.spawn(i)?;
@@ -194,6 +221,12 @@ impl Cluster {
         args
     }
 
+    /// Replaces the extra environment of members started from now on (a
+    /// restart with `FAILPOINTS` set, say).
+    pub fn set_env(&mut self, env: &[(String, String)]) {
+        self.env = env.to_vec();
+    }
+
     /// Starts member `i` (again, after a kill).
     pub fn spawn(&mut self, i: usize) -> Result<(), RobustnessError> {
         assert!(
@@ -217,6 +250,7 @@ impl Cluster {
             }
         }
         let child = command
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
             .args(&args)
             .stdin(Stdio::null())
             .stdout(log)
@@ -234,6 +268,27 @@ impl Cluster {
     /// Whether member `i` has a process (running or paused).
     pub fn is_running(&self, i: usize) -> bool {
         self.members[i].child.is_some()
+    }
+
+    /// Whether member `i`'s process exited by itself (a crash the caller
+    /// caused, such as a failpoint panic); an exited member is reaped and
+    /// counts as killed, so [`Cluster::heal`] restarts it.
+    pub fn exited(&mut self, i: usize) -> bool {
+        let gone = self.exit_status(i).is_some();
+        if gone {
+            self.kill(i);
+        }
+        gone
+    }
+
+    /// How member `i`'s process ended, if it did (not reaped).
+    fn exit_status(&mut self, i: usize) -> Option<String> {
+        let child = self.members[i].child.as_mut()?;
+        match child.try_wait() {
+            Ok(None) => None,
+            Ok(Some(status)) => Some(status.to_string()),
+            Err(e) => Some(format!("unknown status: {e}")),
+        }
     }
 
     /// Whether member `i` is stopped by SIGSTOP.
@@ -315,10 +370,20 @@ impl Cluster {
         }
     }
 
-    /// Clears every link fault, resumes paused members and restarts killed ones.
+    /// Clears every link fault, resumes paused members and restarts killed
+    /// ones. A member whose process exited without the harness causing it
+    /// (see [`Cluster::exited`]) fails the heal: that is a server crash.
     pub fn heal(&mut self) -> Result<(), RobustnessError> {
         for proxy in &self.proxies {
             proxy.heal();
+        }
+        for i in 0..self.len() {
+            if let Some(status) = self.exit_status(i) {
+                return Err(RobustnessError::Cluster(format!(
+                    "m{i} exited by itself ({status}); see {}",
+                    self.members[i].log_path.display()
+                )));
+            }
         }
         for i in 0..self.len() {
             if self.members[i].paused {
@@ -329,6 +394,61 @@ impl Cluster {
             }
         }
         Ok(())
+    }
+
+    /// Sets failpoint `name` to `actions` (the `fail` crate's syntax) on member
+    /// `i`, over `PUT /debug/failpoints/<name>`.
+    pub async fn set_failpoint(
+        &self,
+        i: usize,
+        name: &str,
+        actions: &str,
+    ) -> Result<(), RobustnessError> {
+        self.failpoint_request(i, "PUT", name, actions).await
+    }
+
+    /// Clears failpoint `name` on member `i`.
+    pub async fn clear_failpoint(&self, i: usize, name: &str) -> Result<(), RobustnessError> {
+        self.failpoint_request(i, "DELETE", name, "").await
+    }
+
+    /// Whether member `i` serves `/debug/failpoints` (its binary was built
+    /// with the `failpoints` feature).
+    pub async fn has_failpoints(&self, i: usize) -> Result<bool, RobustnessError> {
+        Ok(self.list_failpoints(i).await?.is_some())
+    }
+
+    /// Member `i`'s configured failpoints (`name=actions` lines), or `None`
+    /// when it serves no `/debug/failpoints`.
+    pub async fn list_failpoints(&self, i: usize) -> Result<Option<String>, RobustnessError> {
+        let (status, body) =
+            http_request(self.members[i].client_port, "GET", "/debug/failpoints", "")
+                .await
+                .map_err(|e| {
+                    RobustnessError::Cluster(format!("GET /debug/failpoints on m{i}: {e}"))
+                })?;
+        Ok((status == 200).then_some(body))
+    }
+
+    async fn failpoint_request(
+        &self,
+        i: usize,
+        method: &str,
+        name: &str,
+        body: &str,
+    ) -> Result<(), RobustnessError> {
+        let path = format!("/debug/failpoints/{name}");
+        let (status, answer) = http_request(self.members[i].client_port, method, &path, body)
+            .await
+            .map_err(|e| RobustnessError::Cluster(format!("{method} {path} on m{i}: {e}")))?;
+        if (200..300).contains(&status) {
+            Ok(())
+        } else {
+            Err(RobustnessError::Cluster(format!(
+                "{method} {path} on m{i}: HTTP {status} {} (is keel built with --features failpoints?)",
+                answer.trim()
+            )))
+        }
     }
 
     /// Asks member `i` for its status: `(leader id, member id, revision)`.
@@ -404,6 +524,51 @@ impl Cluster {
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
     }
+}
+
+/// One HTTP/1.1 request to 127.0.0.1:`port`; returns the status code and
+/// body. A member without failpoints answers every unknown path through its
+/// gRPC fallback (HTTP 200 with a `grpc-status` header, no body), so such an
+/// answer comes back as 404.
+async fn http_request(
+    port: u16,
+    method: &str,
+    path: &str,
+    body: &str,
+) -> Result<(u16, String), String> {
+    let exchange = async {
+        let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", port))
+            .await
+            .map_err(|e| e.to_string())?;
+        let request = format!(
+            "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Type: text/plain\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        );
+        stream
+            .write_all(request.as_bytes())
+            .await
+            .map_err(|e| e.to_string())?;
+        let mut answer = Vec::new();
+        stream
+            .take(FAILPOINT_ANSWER_BYTES)
+            .read_to_end(&mut answer)
+            .await
+            .map_err(|e| e.to_string())?;
+        let answer = String::from_utf8_lossy(&answer).into_owned();
+        let status = answer
+            .split_whitespace()
+            .nth(1)
+            .and_then(|code| code.parse::<u16>().ok())
+            .ok_or_else(|| format!("not an HTTP answer: {answer:?}"))?;
+        let (head, body) = answer.split_once("\r\n\r\n").unwrap_or((&answer, ""));
+        let grpc = head
+            .lines()
+            .any(|line| line.to_ascii_lowercase().starts_with("grpc-status:"));
+        Ok((if grpc { 404 } else { status }, body.to_owned()))
+    };
+    tokio::time::timeout(FAILPOINT_TIMEOUT, exchange)
+        .await
+        .map_err(|_| format!("no answer within {FAILPOINT_TIMEOUT:?}"))?
 }
 
 impl Drop for Cluster {

@@ -17,7 +17,8 @@
 //!    writes that fail ambiguously have an unknown outcome.
 //! 3. Injects the [`scenario`]'s faults in cycles (kill -9 and restart,
 //!    SIGSTOP/SIGCONT, blackholes, one-way and majority/minority partitions,
-//!    resets and delay ± jitter, compaction during traffic), then heals.
+//!    resets and delay ± jitter, compaction during traffic, crashes at server
+//!    failpoints, a slow disk), then heals.
 //! 4. After healing: a linearizable read of every key (part of the history),
 //!    and a comparison of the members' keyspaces at one revision (`HashKV`,
 //!    or a serializable `Range` of everything when `HashKV` is unimplemented).
@@ -49,14 +50,34 @@
 //! linearized writes; no key outliving its expired lease) returning a
 //! [`check::Verdict`] added to [`check::HistoryReport`].
 //!
+//! # Failpoints and planted server bugs
+//!
+//! A `keel` built with the `failpoints` feature takes the `fail` crate's
+//! failpoints (`FAILPOINTS` at start, `/debug/failpoints` on the client port;
+//! see keel-server's `failpoints` module). The `failpoint-*` scenarios crash
+//! a random member at `raft_before_save`, `wal_before_sync`,
+//! `backend_before_commit` or `apply_before_consistent_index` under traffic
+//! and restart it on heal; `slow-disk` makes the leader's WAL fsyncs and
+//! backend commits sleep. `cargo test --workspace` builds `keel` with the
+//! feature (this crate's dev-dependency on `keel` unifies it in), so CI needs
+//! no second build; `tests/failpoints.rs` checks that the binary really
+//! serves the endpoint. `KEEL_PLANTED_BUG` (set through
+//! [`run::RunConfig::keel_env`], or inherited from the harness's
+//! environment) plants a server bug, and `tests/planted_server_bugs.rs` shows
+//! each one fails a run that passes without it.
+//!
 //! # Not covered
 //!
-//! Failpoints inside the server (`raft_before_save`, `wal_before_sync`,
-//! `backend_before_commit`, ...) and planted server bugs (acknowledging a
-//! write before its fsync, serving linearizable reads locally on a follower)
-//! need server changes. The checks that would catch those bugs are tested on
-//! fabricated histories, and with bugs planted in this crate's client layer
-//! ([`traffic::PlantedBug`]) on real clusters.
+//! * Power loss: a crash at a failpoint kills the process, not the machine,
+//!   so written but unsynced data survives in the page cache; losing it needs
+//!   keel-sim's simulated disk.
+//! * No scenario arms the snapshot failpoints (`raft_before_apply_snapshot`,
+//!   `raft_after_apply_snapshot`) or the send failpoints: reaching a snapshot
+//!   in a run needs a small `--snapshot-count` on the members, and `run`
+//!   does not pass [`run::RunConfig::keel_args`] to them yet.
+//!   `tests/failpoints.rs` crashes a follower at each snapshot point
+//!   directly and checks it catches up.
+//! * `return` actions (a failpoint that makes the disk fail with an error).
 
 pub mod check;
 pub mod cluster;

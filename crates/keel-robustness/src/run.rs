@@ -55,6 +55,8 @@ pub struct RunConfig {
     pub keep: bool,
     /// Extra flags for every `keel` process (e.g. `--snapshot-count=500`).
     pub keel_args: Vec<String>,
+    /// Extra environment of every `keel` process (e.g. `KEEL_PLANTED_BUG`).
+    pub keel_env: Vec<(String, String)>,
 }
 
 impl RunConfig {
@@ -72,13 +74,24 @@ impl RunConfig {
             out_root: std::env::temp_dir(),
             keep: false,
             keel_args: Vec::new(),
+            keel_env: Vec::new(),
         }
     }
 
     /// The command line that repeats this run.
     pub fn repro_line(&self) -> String {
+        let env: String = self
+            .keel_env
+            .iter()
+            .map(|(k, v)| format!("{k}={v} "))
+            .collect();
+        let build = if self.scenario.needs_failpoints() || !self.keel_env.is_empty() {
+            "cargo build --release -p keel --features failpoints && "
+        } else {
+            ""
+        };
         let mut line = format!(
-            "cargo run --release -p keel-robustness -- --scenario {} --duration {}ms --seed {} --members {} --clients {} --keys {}",
+            "{build}{env}cargo run --release -p keel-robustness -- --scenario {} --duration {}ms --seed {} --members {} --clients {} --keys {}",
             self.scenario.name(),
             self.duration.as_millis(),
             self.seed,
@@ -156,12 +169,13 @@ pub async fn run(config: RunConfig) -> Result<RunReport, RobustnessError> {
 async fn drive(config: &RunConfig, dir: &Path) -> Result<RunReport, RobustnessError> {
     let keys: Vec<String> = (0..config.keys).map(traffic::key).collect();
     let cluster_extra: Vec<String> = Vec::new();
-    let mut cluster = Cluster::start(
+    let mut cluster = Cluster::start_with_env(
         &config.keel_bin,
         config.members,
         dir,
         config.seed,
         &cluster_extra,
+        &config.keel_env,
     )
     .await?;
     let urls = Arc::new(cluster.client_urls());

@@ -4,9 +4,19 @@
 //! scenario's fault, holds it, then heals everything (links cleared, paused
 //! members resumed, killed members restarted). Choices (which member, which
 //! split) come from the run's seed.
+//!
+//! The `failpoint-*` and `slow-disk` scenarios break a member from inside
+//! through keel's failpoints, so they need a `keel` built with the
+//! `failpoints` feature (the workspace test build is; they fail, saying so,
+//! otherwise). A `failpoint-*` scenario arms `panic` at its point on a random
+//! member and waits (bounded) until the member crashes there under traffic;
+//! the crashed member stays down for the hold and is restarted on heal,
+//! recovering from exactly what that crash left on disk. A point not reached
+//! in time is cleared, and the event log says so.
 
 use rand::Rng as _;
 use rand::rngs::SmallRng;
+use std::time::Duration;
 
 use crate::RobustnessError;
 use crate::cluster::Cluster;
@@ -33,11 +43,33 @@ pub enum Scenario {
     LossyLinks,
     /// Compaction every 500 ms while followers are killed and restarted.
     Compaction,
+    /// Crash a random member at `raft_before_save`: entries not yet in its WAL.
+    FailpointRaftBeforeSave,
+    /// Crash a random member at `wal_before_sync`: written, not yet fsynced.
+    FailpointWalBeforeSync,
+    /// Crash a random member at `backend_before_commit`: applied entries not
+    /// yet in the backend, replayed from the WAL on restart.
+    FailpointBackendBeforeCommit,
+    /// Crash a random member at `apply_before_consistent_index`: committed,
+    /// not applied.
+    FailpointApplyBeforeConsistentIndex,
+    /// Slow disk on the leader: its next WAL fsyncs and backend commits sleep
+    /// (a bounded count of them).
+    SlowDisk,
 }
+
+/// How long a `failpoint-*` scenario waits for its member to crash.
+const FAILPOINT_TRIGGER: Duration = Duration::from_secs(3);
+/// How long a member that was just restarted may take to answer a failpoint request.
+const FAILPOINT_REACH: Duration = Duration::from_secs(3);
+/// `slow-disk`: the actions of the WAL and backend points (count-limited, so
+/// the disk heals by itself).
+const SLOW_WAL_SYNC: &str = "10*sleep(200)";
+const SLOW_BACKEND_COMMIT: &str = "5*sleep(300)";
 
 impl Scenario {
     /// Every scenario, in the order `all` runs them.
-    pub const ALL: [Scenario; 9] = [
+    pub const ALL: [Scenario; 14] = [
         Scenario::KillLeader,
         Scenario::KillFollower,
         Scenario::KillRandom,
@@ -47,6 +79,11 @@ impl Scenario {
         Scenario::OneWayLeader,
         Scenario::LossyLinks,
         Scenario::Compaction,
+        Scenario::FailpointRaftBeforeSave,
+        Scenario::FailpointWalBeforeSync,
+        Scenario::FailpointBackendBeforeCommit,
+        Scenario::FailpointApplyBeforeConsistentIndex,
+        Scenario::SlowDisk,
     ];
 
     /// The CLI name.
@@ -61,7 +98,30 @@ impl Scenario {
             Scenario::OneWayLeader => "one-way-leader",
             Scenario::LossyLinks => "lossy-links",
             Scenario::Compaction => "compaction",
+            Scenario::FailpointRaftBeforeSave => "failpoint-raft-before-save",
+            Scenario::FailpointWalBeforeSync => "failpoint-wal-before-sync",
+            Scenario::FailpointBackendBeforeCommit => "failpoint-backend-before-commit",
+            Scenario::FailpointApplyBeforeConsistentIndex => {
+                "failpoint-apply-before-consistent-index"
+            }
+            Scenario::SlowDisk => "slow-disk",
         }
+    }
+
+    /// The server failpoint a `failpoint-*` scenario crashes a member at.
+    pub fn crash_point(self) -> Option<&'static str> {
+        match self {
+            Scenario::FailpointRaftBeforeSave => Some("raft_before_save"),
+            Scenario::FailpointWalBeforeSync => Some("wal_before_sync"),
+            Scenario::FailpointBackendBeforeCommit => Some("backend_before_commit"),
+            Scenario::FailpointApplyBeforeConsistentIndex => Some("apply_before_consistent_index"),
+            _ => None,
+        }
+    }
+
+    /// Whether the scenario needs a `keel` built with failpoints.
+    pub fn needs_failpoints(self) -> bool {
+        self.crash_point().is_some() || self == Scenario::SlowDisk
     }
 
     /// Parses a CLI name.
@@ -147,8 +207,107 @@ impl Scenario {
                 cluster.kill(follower);
                 format!("kill -9 m{follower} during compactions (leader {leader:?})")
             }
+            Scenario::FailpointRaftBeforeSave
+            | Scenario::FailpointWalBeforeSync
+            | Scenario::FailpointBackendBeforeCommit
+            | Scenario::FailpointApplyBeforeConsistentIndex => {
+                let point = self
+                    .crash_point()
+                    .expect("every failpoint-* scenario names its point");
+                crash_at(cluster, any, point, leader).await?
+            }
+            Scenario::SlowDisk => {
+                let victim = leader.unwrap_or(any);
+                let armed = arm(cluster, victim, "wal_before_sync", SLOW_WAL_SYNC).await?
+                    && arm(
+                        cluster,
+                        victim,
+                        "backend_before_commit",
+                        SLOW_BACKEND_COMMIT,
+                    )
+                    .await?;
+                if armed {
+                    format!(
+                        "slow disk on m{victim}: wal_before_sync={SLOW_WAL_SYNC}, backend_before_commit={SLOW_BACKEND_COMMIT} (leader {leader:?})"
+                    )
+                } else {
+                    format!(
+                        "slow disk: m{victim} did not answer; nothing armed (leader {leader:?})"
+                    )
+                }
+            }
         })
     }
+}
+
+/// Sets failpoint `point` to `actions` on member `i`, retrying while the
+/// member (maybe just restarted) does not answer. Returns whether it was set;
+/// fails when the member answers but has no failpoints.
+async fn arm(
+    cluster: &Cluster,
+    i: usize,
+    point: &str,
+    actions: &str,
+) -> Result<bool, RobustnessError> {
+    let deadline = tokio::time::Instant::now() + FAILPOINT_REACH;
+    loop {
+        if let Ok(supported) = cluster.has_failpoints(i).await {
+            if !supported {
+                return Err(RobustnessError::Cluster(format!(
+                    "m{i} does not serve /debug/failpoints: its keel was built without the `failpoints` feature (cargo build -p keel --features failpoints; the workspace test build has it)"
+                )));
+            }
+            return cluster
+                .set_failpoint(i, point, actions)
+                .await
+                .map(|()| true);
+        }
+        if tokio::time::Instant::now() >= deadline {
+            return Ok(false);
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Arms `panic` at `point` on member `victim` and waits (bounded) for the
+/// crash; a point not reached in time is cleared again.
+async fn crash_at(
+    cluster: &mut Cluster,
+    victim: usize,
+    point: &str,
+    leader: Option<usize>,
+) -> Result<String, RobustnessError> {
+    if !arm(cluster, victim, point, "panic").await? {
+        return Ok(format!(
+            "m{victim} did not answer; {point} not armed (leader {leader:?})"
+        ));
+    }
+    let armed = tokio::time::Instant::now();
+    while armed.elapsed() < FAILPOINT_TRIGGER {
+        if cluster.exited(victim) {
+            return Ok(format!(
+                "m{victim} crashed at failpoint {point} {} ms after arming (leader {leader:?})",
+                armed.elapsed().as_millis()
+            ));
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // Cleared so that it cannot fire after the final heal. It may have fired
+    // just before: give an aborting process a moment to be seen as exited.
+    let cleared = cluster.clear_failpoint(victim, point).await;
+    let settle = tokio::time::Instant::now();
+    while settle.elapsed() < Duration::from_millis(300) {
+        if cluster.exited(victim) {
+            return Ok(format!(
+                "m{victim} crashed at failpoint {point} as it was being cleared (leader {leader:?})"
+            ));
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    cleared?;
+    Ok(format!(
+        "failpoint {point} on m{victim} not reached within {FAILPOINT_TRIGGER:?}; cleared (leader {leader:?})"
+    ))
 }
 
 #[cfg(test)]

@@ -57,10 +57,19 @@
 //! LeaseRevoke, LeaseKeepAlive, LeaseTimeToLive, LeaseLeases; see [`lease`](crate) for
 //! how the lessor is driven and the remaining-TTL bound across leader changes),
 //! `Maintenance` (Status, Hash, HashKV), `Cluster` (MemberList), `GET /health` and
-//! `GET /version`. Every other
+//! `GET /version`; with the `failpoints` feature also `/debug/failpoints`
+//! ([`failpoints`]). Every other
 //! etcd service or method answers gRPC `Unimplemented`. Client connections pass through
 //! an HTTP/2 header rewrite that accepts etcdctl 3.4's `http://host:port` authorities,
 //! which the `h2` crate would otherwise reject.
+//!
+//! # Failpoints
+//!
+//! With the `failpoints` feature, [`failpoints`] puts the `fail` crate's points at the
+//! places a crash or a slow disk matters (around the WAL save, the apply, the backend
+//! commit, snapshots and sends), serves `/debug/failpoints`, and can plant a bug
+//! (`KEEL_PLANTED_BUG`) for the robustness suite to catch. Without it nothing of that is
+//! compiled in.
 //!
 //! # Peer protocol
 //!
@@ -78,6 +87,7 @@ mod authority;
 mod config;
 mod convert;
 mod errors;
+pub mod failpoints;
 mod lease;
 pub mod membership;
 mod node;
@@ -447,6 +457,7 @@ impl Server {
                     get(move || api::health(Arc::clone(&health_core))),
                 )
                 .route("/version", get(api::version))
+                .merge(failpoints::router())
                 .merge(grpc);
             let stop = wait_true(client_stop_rx.clone());
             let listener = authority::ClientListener(listener);

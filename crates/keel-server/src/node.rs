@@ -29,6 +29,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use crate::apply::{self, ApplyError, ApplyResult};
 use crate::errors::{ApiError, ServerError};
+use crate::failpoints::{self, fail_point};
 use crate::membership::Membership;
 use crate::storage::DiskLog;
 use crate::transport::Transport;
@@ -339,6 +340,7 @@ impl Node {
         {
             let mut store = self.shared.store.write().expect("store lock poisoned");
             if index > store.consistent_index() {
+                fail_point!("raft_before_apply_snapshot");
                 store.restore_snapshot(db).map_err(|e| e.to_string())?;
                 tracing::info!(
                     index,
@@ -411,6 +413,9 @@ impl Node {
             self.queued.retain(|p| !p.reply.is_closed());
         }
         let mut store = self.shared.store.write().expect("store lock poisoned");
+        if store.pending_ops() > 0 {
+            fail_point!("backend_before_commit");
+        }
         if let Err(source) = store.commit_if_due(Instant::now()) {
             drop(store);
             return Err(self.backend_error(source));
@@ -482,6 +487,9 @@ impl Node {
             self.shared.term.store(hs.term, Ordering::Release);
             self.shared.commit_index.store(hs.commit, Ordering::Release);
         }
+        if self.shared.leader() == self.shared.member_id && !rd.messages.is_empty() {
+            fail_point!("raft_before_leader_send");
+        }
         self.send(std::mem::take(&mut rd.messages));
         if let Some(snapshot) = &rd.snapshot {
             self.log.save_snapshot(snapshot)?;
@@ -494,8 +502,12 @@ impl Node {
             self.shared
                 .applied_index
                 .store(self.applied, Ordering::Release);
+            fail_point!("raft_after_apply_snapshot");
         }
+        failpoints::ack_before_commit(&rd.entries, &mut self.waiters, &self.shared);
+        fail_point!("raft_before_save");
         self.log.save(rd.hard_state, &rd.entries)?;
+        fail_point!("raft_after_save");
         if let Some(hs) = rd.hard_state {
             self.raw.storage_mut().set_hard_state(hs);
         }
@@ -503,6 +515,9 @@ impl Node {
             .storage_mut()
             .append(&rd.entries)
             .expect("raft appends contiguously to its own log");
+        if self.shared.leader() != self.shared.member_id && !rd.persisted_messages.is_empty() {
+            fail_point!("raft_before_follower_send");
+        }
         self.send(std::mem::take(&mut rd.persisted_messages));
         self.apply_entries(&rd.committed_entries)?;
         for rs in std::mem::take(&mut rd.read_states) {
@@ -532,6 +547,7 @@ impl Node {
                 self.applied = self.applied.max(e.index);
                 continue;
             }
+            fail_point!("apply_before_consistent_index");
             let at = ApplyIndex::new(e.index, e.term);
             let (id, result) = match e.kind {
                 EntryKind::ConfChange => {
@@ -631,6 +647,7 @@ impl Node {
         let index = self.applied;
         {
             let mut store = self.shared.store.write().expect("store lock poisoned");
+            fail_point!("backend_before_commit");
             if let Err(source) = store.force_commit() {
                 let path = store.path().to_path_buf();
                 return Err(ServerError::Backend { path, source });

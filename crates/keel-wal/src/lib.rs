@@ -122,6 +122,13 @@
 //! All file access goes through the [`Disk`] trait: [`StdDisk`] on `std::fs` (with
 //! `fallocate` and `fdatasync`), and [`SimDisk`], which on a simulated crash loses unsynced
 //! data and tears the last surviving write at a random byte.
+//!
+//! # Failpoints
+//!
+//! With the `failpoints` feature, `wal_before_sync` (the `fail` crate's actions) runs after
+//! a save's records are written and before their `fdatasync`: `panic` is a crash with
+//! written but unsynced records, `sleep(ms)` a slow disk. Without the feature it is not
+//! compiled in.
 
 mod disk;
 mod error;

@@ -658,6 +658,9 @@ impl<D: Disk> Wal<D> {
         let result = if self.tail_offset >= self.config.segment_size_bytes {
             self.cut(stats)
         } else if must_sync {
+            // Records are written, not yet durable: a crash here loses nothing acknowledged.
+            #[cfg(feature = "failpoints")]
+            fail::fail_point!("wal_before_sync");
             let path = self.tail_path();
             timed_sync(&mut self.tail, &path, stats)
         } else {

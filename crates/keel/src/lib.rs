@@ -15,6 +15,11 @@
 //!   error, including a server that fails to start.
 //!
 //! The one deliberate difference from etcd: the default data directory is `${name}.keel`.
+//!
+//! Built with the `failpoints` feature (never by `cargo build --release --bin keel`; the
+//! workspace test build turns it on for the robustness suite), the binary reads
+//! `FAILPOINTS` and `KEEL_PLANTED_BUG` at start (see `keel_server::failpoints` and
+//! `docs/failpoints.md`); without it, either variable set is a start-up error.
 
 pub mod flags;
 pub mod logging;

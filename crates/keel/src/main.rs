@@ -30,7 +30,7 @@ fn main() -> ExitCode {
             print!("{}", version_text());
             ExitCode::SUCCESS
         }
-        Ok(Command::Run(options)) => run(*options),
+        Ok(Command::Run(options)) => run(*options, &env),
         Err(error) => {
             report_flag_error(&error);
             ExitCode::from(u8::try_from(error.exit_code()).unwrap_or(1))
@@ -57,7 +57,7 @@ fn report_flag_error(error: &FlagError) {
     }
 }
 
-fn run(options: Options) -> ExitCode {
+fn run(options: Options, env: &[(String, String)]) -> ExitCode {
     if let Err(error) = logging::init(&options.log) {
         eprintln!("keel: {error}");
         return ExitCode::FAILURE;
@@ -69,6 +69,17 @@ fn run(options: Options) -> ExitCode {
         info!(target: "keel::flags", "recognized and used environment variable {used}");
     }
     log_config(&options.server);
+    match keel_server::failpoints::setup_from_env(env) {
+        Ok(set) => {
+            for line in set {
+                warn!("{line}");
+            }
+        }
+        Err(error) => {
+            fatal(&options.log, &error);
+            return ExitCode::FAILURE;
+        }
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
