@@ -61,11 +61,15 @@
 pub mod check;
 pub mod cluster;
 pub mod history;
+pub mod lease;
+pub mod lease_check;
 pub mod model;
 pub mod proxy;
 pub mod run;
 pub mod scenario;
 pub mod traffic;
+pub mod watch;
+pub mod watch_check;
 
 use std::path::{Path, PathBuf};
 
