@@ -66,9 +66,9 @@ pub enum PlantedBug {
     /// Some puts are recorded as acknowledged without being sent, as a server
     /// acknowledging before its fsync and then crashing would behave.
     AckWithoutWrite,
-    /// A watcher that reconnects resumes one revision too late (last seen
-    /// + 2), as a server that skips the first revision of a resumed watch
-    /// would behave.
+    /// A watcher that reconnects resumes one revision too late (two past the
+    /// last revision seen), as a server that skips the first revision of a
+    /// resumed watch would behave.
     WatchResumeSkips,
     /// Some events lose their `prev_kv`, as a server that fails to attach it
     /// would behave.

@@ -404,6 +404,9 @@ pub fn gaps(records: &[Record]) -> Verdict {
     Verdict::Pass
 }
 
+/// A prefix range that answered: (header revision, prefix, pairs, client).
+type RangeRead<'a> = (i64, &'a str, &'a [(String, String)], u64);
+
 /// Replays a watcher's events (which cover revisions 1..=`last`) and compares
 /// the state at every prefix range's header revision with what it returned.
 fn replay_matches_ranges(
@@ -412,7 +415,7 @@ fn replay_matches_ranges(
     evs: &[(usize, usize, &WatchEvent)],
     last: i64,
 ) -> Result<(), String> {
-    let mut ranges: Vec<(i64, &str, &Vec<(String, String)>, u64)> = records
+    let mut ranges: Vec<RangeRead<'_>> = records
         .iter()
         .filter_map(|r| match (&r.request, &r.outcome) {
             (
@@ -423,7 +426,7 @@ fn replay_matches_ranges(
                     ..
                 },
             ) if *revision >= 1 && *revision <= last && prefix.starts_with(watched) => {
-                Some((*revision, prefix.as_str(), kvs, r.client))
+                Some((*revision, prefix.as_str(), kvs.as_slice(), r.client))
             }
             _ => None,
         })
@@ -463,11 +466,8 @@ fn replay_matches_ranges(
 
 /// Previous key-values are those of the key's previous modification.
 pub fn prev_kv(records: &[Record]) -> Verdict {
-    let known = match known_modifications(records) {
-        Ok(known) => known,
-        // The gap check reports the disagreement.
-        Err(_) => HashMap::new(),
-    };
+    // On a disagreement the gap check fails; this check then knows nothing.
+    let known = known_modifications(records).unwrap_or_default();
     let compactions: Vec<(u64, i64)> = records
         .iter()
         .filter_map(|r| match r.request {

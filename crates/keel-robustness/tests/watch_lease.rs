@@ -29,10 +29,9 @@ fn run(scenario: Scenario, seconds: u64, seed: u64, bug: Option<PlantedBug>) -> 
     config.lease_clients = 2;
     config.planted_bug = bug;
     config.keep = bug.is_none();
-    let report = common::runtime()
+    common::runtime()
         .block_on(run::run(config))
-        .unwrap_or_else(|e| panic!("the run did not reach a verdict: {e}"));
-    report
+        .unwrap_or_else(|e| panic!("the run did not reach a verdict: {e}"))
 }
 
 fn failures(report: &RunReport) -> Vec<String> {
@@ -58,6 +57,11 @@ fn remove_kept(report: &RunReport) {
 #[derive(Debug, Default)]
 struct Counts {
     sessions: usize,
+    created: usize,
+    /// Why the first session that was never created ended.
+    first_failure: Option<String>,
+    /// Why the first lease grant failed.
+    first_grant_failure: Option<String>,
     resumed: usize,
     events: usize,
     prev_kvs: usize,
@@ -74,13 +78,24 @@ fn counts(report: &RunReport) -> Counts {
         .expect("read the kept history");
     let mut c = Counts::default();
     for r in &records {
-        let Outcome::Ok { response, .. } = &r.outcome else {
-            continue;
+        let response = match &r.outcome {
+            Outcome::Ok { response, .. } => response,
+            Outcome::Unknown { error } => {
+                if matches!(r.request, Request::LeaseGrant { .. }) {
+                    c.first_grant_failure.get_or_insert_with(|| error.clone());
+                }
+                continue;
+            }
         };
         match (&r.request, response) {
             (Request::Watch { session, .. }, Response::Watch(w)) => {
                 c.sessions += 1;
                 c.resumed += usize::from(*session > 0);
+                if w.created_revision.is_some() {
+                    c.created += 1;
+                } else {
+                    c.first_failure.get_or_insert_with(|| w.end.clone());
+                }
                 for b in &w.batches {
                     c.events += b.events.len();
                     c.prev_kvs += b.events.iter().filter(|e| e.prev.is_some()).count();
@@ -115,6 +130,14 @@ fn watch_and_lease_traffic_passes_every_check_while_the_leader_is_killed() {
     );
     let c = counts(&report);
     remove_kept(&report);
+    assert!(
+        c.created > 0,
+        "no watch was ever created (does the server implement Watch?): {c:?}"
+    );
+    assert!(
+        c.grants > 0,
+        "no lease was ever granted (does the server implement Lease?): {c:?}"
+    );
     assert!(c.events > 100, "watchers saw few events: {c:?}");
     assert!(c.resumed > 4, "watchers barely resumed: {c:?}");
     assert!(c.prev_kvs > 50, "few prev_kv: {c:?}");
