@@ -84,7 +84,9 @@ enum SessionEnd {
     Done(String),
 }
 
-/// One watcher's loop: runs until `control` says stop.
+/// One watcher's loop: runs until `control` says stop, it saw the revision
+/// it was asked to reach, its start revision was compacted, or the history is
+/// full.
 pub async fn watcher_loop(
     index: u64,
     urls: Arc<Vec<String>>,
@@ -115,7 +117,7 @@ pub async fn watcher_loop(
         cursor.next = Some(past_revision(&urls, &mut member, &control).await);
     }
     let mut session = 0u32;
-    while !control.stop.load(Ordering::Relaxed) {
+    while !control.stop.load(Ordering::Relaxed) && !recorder.is_full() {
         let requested = match (cursor.next, planted_bug) {
             (Some(next), Some(PlantedBug::WatchResumeSkips)) if session > 0 => next + 1,
             (Some(next), _) => next,
