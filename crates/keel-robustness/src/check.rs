@@ -15,7 +15,8 @@
 //!   write acknowledged at a revision above the read's header revision.
 //!
 //! * **Watch** guarantees (ordered, no duplicates, no gaps, atomic per
-//!   revision, resumable, correct `prev_kv`): see `watch_check`.
+//!   revision, resumable, correct `prev_kv`, filters honoured): see
+//!   `watch_check`.
 //! * **Lease** guarantees (keys of a revoked or expired lease are gone, no
 //!   early expiry): see `lease_check`.
 //!
@@ -72,6 +73,8 @@ pub struct HistoryReport {
     pub watch_resumable: Verdict,
     /// `prev_kv` is the key's previous modification.
     pub watch_prev_kv: Verdict,
+    /// Filtered watchers receive no event of the filtered kind.
+    pub watch_filters: Verdict,
     /// Keys of revoked or expired leases are gone; gone leases stay gone.
     pub lease_revoke: Verdict,
     /// No lease expires before its TTL after a successful renewal.
@@ -80,7 +83,7 @@ pub struct HistoryReport {
 
 impl HistoryReport {
     /// Every check with its name.
-    pub fn verdicts(&self) -> [(&'static str, &Verdict); 11] {
+    pub fn verdicts(&self) -> [(&'static str, &Verdict); 12] {
         [
             ("linearizability", &self.linearizability),
             ("final-reads", &self.final_reads),
@@ -91,6 +94,7 @@ impl HistoryReport {
             ("watch-atomic", &self.watch_atomic),
             ("watch-resumable", &self.watch_resumable),
             ("watch-prev-kv", &self.watch_prev_kv),
+            ("watch-filters", &self.watch_filters),
             ("lease-revoke", &self.lease_revoke),
             ("lease-expiry", &self.lease_expiry),
         ]
@@ -114,6 +118,7 @@ pub fn check_history(records: &[Record], keys: &[String]) -> HistoryReport {
         watch_atomic: watch_check::atomic(records),
         watch_resumable: watch_check::resumable(records),
         watch_prev_kv: watch_check::prev_kv(records),
+        watch_filters: watch_check::filters(records),
         lease_revoke: lease_check::revoke(records),
         lease_expiry: lease_check::expiry(records),
     }

@@ -109,6 +109,9 @@ pub enum Request {
         start_revision: i64,
         /// Whether previous key-values were asked for.
         prev_kv: bool,
+        /// Events of this kind are filtered out (`NOPUT`, `NODELETE`).
+        #[serde(default)]
+        filter_out: Option<EventKind>,
     },
 }
 

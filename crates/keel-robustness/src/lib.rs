@@ -48,7 +48,8 @@
 //! server without those services are unchanged):
 //!
 //! * [`watch`]: watchers on the run's prefix, from revision 1, from now and
-//!   from a past revision, with and without `prev_kv`; each session is one
+//!   from a past revision, with and without `prev_kv`, one with the
+//!   `NODELETE` filter; each session is one
 //!   gRPC stream to one member, rotated every 1–3 s or on error, resuming at
 //!   the last revision seen + 1 on the next member, as `clientv3` does. Each
 //!   session is one [`history::Request::Watch`] record listing its batches of
@@ -62,7 +63,7 @@
 //!   any watcher or from the acknowledged writes is seen by every watcher
 //!   covering its revision; replaying a from-the-start watcher matches every
 //!   prefix range at its header revision), atomic per revision, resumable,
-//!   prev_kv correct.
+//!   prev_kv correct, filters honoured.
 //! * [`lease_check`]: a key of a revoked or expired lease is never read after
 //!   the lease was seen gone, a gone lease is never found alive again, and no
 //!   lease expires before its TTL after a successful renewal.

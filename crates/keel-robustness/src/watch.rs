@@ -14,10 +14,10 @@
 //! after). A watch cancelled because its start revision was compacted ends
 //! the watcher, as `clientv3` reports `ErrCompacted` to its user.
 //!
-//! Watchers differ by index (`index % 4`): from revision 1 with `prev_kv`;
+//! Watchers differ by index (`index % 5`): from revision 1 with `prev_kv`;
 //! from now with `prev_kv`; from a past revision (a little behind the current
 //! one, after a short wait) with `prev_kv`; from revision 1 without
-//! `prev_kv`.
+//! `prev_kv`; from revision 1 with `prev_kv` and the `NODELETE` filter.
 //!
 //! At the end of a run, the run writes a sentinel key under the prefix and
 //! sets [`WatchControl::until_revision`]; each watcher stops once it has seen
@@ -29,6 +29,7 @@ use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::time::Duration;
 
 use keel_proto::etcdserverpb::watch_client::WatchClient;
+use keel_proto::etcdserverpb::watch_create_request::FilterType;
 use keel_proto::etcdserverpb::watch_request::RequestUnion;
 use keel_proto::etcdserverpb::{WatchCreateRequest, WatchRequest, WatchResponse};
 use keel_proto::mvccpb;
@@ -98,11 +99,12 @@ pub async fn watcher_loop(
     assert!(!urls.is_empty(), "a watcher needs a member to talk to");
     let client = WATCH_CLIENT_BASE + index;
     let mut rng = SmallRng::seed_from_u64(seed ^ client.wrapping_mul(0x9e37_79b9_7f4a_7c15));
-    let (start, prev_kv) = match index % 4 {
-        0 => (Start::First, true),
-        1 => (Start::Now, true),
-        2 => (Start::Past, true),
-        _ => (Start::First, false),
+    let (start, prev_kv, filter_out) = match index % 5 {
+        0 => (Start::First, true, None),
+        1 => (Start::Now, true, None),
+        2 => (Start::Past, true, None),
+        3 => (Start::First, false, None),
+        _ => (Start::First, true, Some(EventKind::Delete)),
     };
     let mut member = usize::try_from(index).unwrap_or(0) % urls.len();
     let mut cursor = Cursor {
@@ -129,6 +131,7 @@ pub async fn watcher_loop(
             prefix: traffic::KEY_PREFIX.to_owned(),
             start_revision: requested,
             prev_kv,
+            filter_out,
         };
         let invoked_ns = recorder.now_ns();
         let lifetime = Duration::from_millis(rng.random_range(1000..3000));
@@ -210,6 +213,7 @@ async fn run_session(
         prefix,
         start_revision,
         prev_kv,
+        filter_out,
         ..
     } = request
     else {
@@ -227,6 +231,13 @@ async fn run_session(
             range_end: traffic::prefix_end(prefix),
             start_revision: *start_revision,
             prev_kv: *prev_kv,
+            filters: filter_out
+                .iter()
+                .map(|kind| match kind {
+                    EventKind::Put => FilterType::Noput as i32,
+                    EventKind::Delete => FilterType::Nodelete as i32,
+                })
+                .collect(),
             ..WatchCreateRequest::default()
         })),
     };

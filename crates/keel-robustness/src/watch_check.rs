@@ -27,6 +27,9 @@
 //! * **resumable**: each resumed session asks for exactly the watcher's
 //!   cursor, and no session receives events before its start revision (or,
 //!   from now, at or before its created revision).
+//! * **filters**: a watcher that filters out puts or deletes receives none
+//!   (that it receives all the others is the gap check's business: changes of
+//!   a filtered kind are not required of it, and it is not replayed).
 //! * **prev_kv**: on sessions that asked for it, a put of version 1 has no
 //!   previous key-value, a later put or a delete has one; the previous
 //!   key-value was written at the modification revision it names (a known
@@ -55,6 +58,8 @@ pub struct Session<'a> {
     pub prev_kv: bool,
     /// The watched prefix.
     pub prefix: &'a str,
+    /// Events of this kind are filtered out.
+    pub filter_out: Option<EventKind>,
     /// What it received.
     pub data: &'a WatchSession,
 }
@@ -70,6 +75,7 @@ pub fn watchers(records: &[Record]) -> BTreeMap<u64, Vec<Session<'_>>> {
                 prefix,
                 start_revision,
                 prev_kv,
+                filter_out,
             },
             Outcome::Ok {
                 response: Response::Watch(data),
@@ -82,6 +88,7 @@ pub fn watchers(records: &[Record]) -> BTreeMap<u64, Vec<Session<'_>>> {
                 start_revision: *start_revision,
                 prev_kv: *prev_kv,
                 prefix,
+                filter_out: *filter_out,
                 data,
             });
         }
@@ -382,12 +389,16 @@ pub fn gaps(records: &[Record]) -> Verdict {
             continue;
         };
         let prefix = sessions[0].prefix;
+        let filter_out = sessions[0].filter_out;
         let received: HashSet<(i64, &str)> = evs
             .iter()
             .map(|(_, _, e)| (e.mod_revision, e.key.as_str()))
             .collect();
         for (key, changes) in known.iter().filter(|(k, _)| k.starts_with(prefix)) {
             for (revision, (change, source)) in changes.range(from..=last) {
+                if Some(change.kind) == filter_out {
+                    continue;
+                }
                 if !received.contains(&(*revision, key.as_str())) {
                     return Verdict::Fail(format!(
                         "watcher {watcher} (covering revisions {from}..={last}) missed {key} at revision {revision} ({change:?}, from {source})"
@@ -396,6 +407,7 @@ pub fn gaps(records: &[Record]) -> Verdict {
             }
         }
         if from == 1
+            && filter_out.is_none()
             && let Err(why) = replay_matches_ranges(records, prefix, &evs, last)
         {
             return Verdict::Fail(format!("watcher {watcher}: {why}"));
@@ -462,6 +474,21 @@ fn replay_matches_ranges(
         }
     }
     Ok(())
+}
+
+/// A filtered watcher receives no event of the kind it filtered out.
+pub fn filters(records: &[Record]) -> Verdict {
+    for (watcher, sessions) in watchers(records) {
+        for (si, _, e) in events(&sessions) {
+            if Some(e.kind) == sessions[si].filter_out {
+                return Verdict::Fail(format!(
+                    "watcher {watcher} filters out {:?} events but received one for {} at revision {} (session {})",
+                    e.kind, e.key, e.mod_revision, sessions[si].session
+                ));
+            }
+        }
+    }
+    Verdict::Pass
 }
 
 /// Previous key-values are those of the key's previous modification.

@@ -25,7 +25,7 @@ fn run(scenario: Scenario, seconds: u64, seed: u64, bug: Option<PlantedBug>) -> 
         common::keel_bin(),
     );
     config.clients = 4;
-    config.watchers = 4;
+    config.watchers = 5;
     config.lease_clients = 2;
     config.planted_bug = bug;
     // Kept so that the test can count what the traffic did; removed by it.

@@ -111,12 +111,21 @@ fn session(
             prefix: KEY_PREFIX.to_owned(),
             start_revision: start,
             prev_kv: true,
+            filter_out: None,
         },
         call,
         call + 50,
         created,
         Response::Watch(data),
     )
+}
+
+/// A session of a watcher that filters out deletes.
+fn no_delete(mut record: Record) -> Record {
+    if let Request::Watch { filter_out, .. } = &mut record.request {
+        *filter_out = Some(EventKind::Delete);
+    }
+    record
 }
 
 /// Revisions: 2 put k0=a, 3 put k1=b, 4 put k0=a2, 5 delete k1, 6 put k0=a3
@@ -282,6 +291,31 @@ fn a_correct_watch_history_passes_every_check() {
     let report = check_history(&correct(), &keys());
     assert!(!report.failed(), "{report:#?}");
     assert_eq!(report.watch_gaps, Verdict::Pass);
+}
+
+#[test]
+fn a_filtered_watcher_passes_without_the_filtered_events_and_fails_with_them() {
+    let mut h = correct();
+    let puts = vec![vec![ev2()], vec![ev3(), ev4()], vec![ev6a(), ev6b()]];
+    h.push(no_delete(session(2, 0, 1, 1, puts, 2)));
+    let report = check_history(&h, &keys());
+    assert!(!report.failed(), "{report:#?}");
+
+    let mut h = correct();
+    let all = vec![
+        vec![ev2()],
+        vec![ev3(), ev4()],
+        vec![ev5()],
+        vec![ev6a(), ev6b()],
+    ];
+    h.push(no_delete(session(2, 0, 1, 1, all, 2)));
+    failed_only(&check_history(&h, &keys()), &["watch-filters"]);
+
+    // Filtering deletes does not excuse a missing put.
+    let mut h = correct();
+    let missing_put = vec![vec![ev2()], vec![ev4()], vec![ev6a(), ev6b()]];
+    h.push(no_delete(session(2, 0, 1, 1, missing_put, 2)));
+    failed_only(&check_history(&h, &keys()), &["watch-gaps"]);
 }
 
 #[test]
