@@ -4,7 +4,7 @@
 //!
 //! With watchers, the final reads end with a linearizable range of the whole
 //! prefix and a sentinel write ([`SENTINEL_KEY`]); the watchers run until they
-//! have seen it (bounded by [`WATCH_CATCH_UP`]), so their coverage spans the
+//! have seen it (bounded by `WATCH_CATCH_UP`), so their coverage spans the
 //! run.
 
 use std::path::{Path, PathBuf};
