@@ -282,6 +282,7 @@ pub async fn lease_loop(
                 None,
             ),
         };
+        let sent_to = member;
         let invoked_ns = recorder.now_ns();
         let result = execute(conn.as_mut().expect("connected above"), &request).await;
         let returned_ns = recorder.now_ns();
@@ -305,7 +306,7 @@ pub async fn lease_loop(
         let failed = matches!(outcome, Outcome::Unknown { .. });
         recorder.push(Record {
             client,
-            member,
+            member: sent_to,
             request,
             invoked_ns,
             outcome,
