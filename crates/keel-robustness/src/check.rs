@@ -14,7 +14,13 @@
 //!   written by a write invoked before the read returned, and never by a
 //!   write acknowledged at a revision above the read's header revision.
 //!
-//! Watch and lease checks plug in as further functions over the same records.
+//! * **Watch** guarantees (ordered, no duplicates, no gaps, atomic per
+//!   revision, resumable, correct `prev_kv`, filters honoured): see
+//!   `watch_check`.
+//! * **Lease** guarantees (keys of a revoked or expired lease are gone, no
+//!   early expiry): see `lease_check`.
+//!
+//! Histories without watch or lease traffic pass those checks trivially.
 
 use std::collections::HashMap;
 
@@ -22,6 +28,7 @@ use keel_sim::linearizability::{self, CheckOptions, CheckResult, History, Operat
 
 use crate::history::{Outcome, Record, Request, Response};
 use crate::model::{KvInput, KvModel, KvOutput};
+use crate::{lease_check, watch_check};
 
 /// Client id of the final reads after healing.
 pub const FINAL_READER: u64 = u64::MAX;
@@ -53,15 +60,43 @@ pub struct HistoryReport {
     pub final_reads: Verdict,
     /// Serializable reads return states that existed.
     pub serializable: Verdict,
+    /// Watch event revisions never decrease within a watcher.
+    pub watch_ordered: Verdict,
+    /// No watcher receives one change twice.
+    pub watch_duplicates: Verdict,
+    /// Watchers miss no change in their coverage and agree with the KV
+    /// history and with prefix ranges.
+    pub watch_gaps: Verdict,
+    /// The events of one revision arrive in one response.
+    pub watch_atomic: Verdict,
+    /// Resumed watches continue exactly after the last revision seen.
+    pub watch_resumable: Verdict,
+    /// `prev_kv` is the key's previous modification.
+    pub watch_prev_kv: Verdict,
+    /// Filtered watchers receive no event of the filtered kind.
+    pub watch_filters: Verdict,
+    /// Keys of revoked or expired leases are gone; gone leases stay gone.
+    pub lease_revoke: Verdict,
+    /// No lease expires before its TTL after a successful renewal.
+    pub lease_expiry: Verdict,
 }
 
 impl HistoryReport {
     /// Every check with its name.
-    pub fn verdicts(&self) -> [(&'static str, &Verdict); 3] {
+    pub fn verdicts(&self) -> [(&'static str, &Verdict); 12] {
         [
             ("linearizability", &self.linearizability),
             ("final-reads", &self.final_reads),
             ("serializable-reads", &self.serializable),
+            ("watch-ordered", &self.watch_ordered),
+            ("watch-duplicates", &self.watch_duplicates),
+            ("watch-gaps", &self.watch_gaps),
+            ("watch-atomic", &self.watch_atomic),
+            ("watch-resumable", &self.watch_resumable),
+            ("watch-prev-kv", &self.watch_prev_kv),
+            ("watch-filters", &self.watch_filters),
+            ("lease-revoke", &self.lease_revoke),
+            ("lease-expiry", &self.lease_expiry),
         ]
     }
 
@@ -77,6 +112,15 @@ pub fn check_history(records: &[Record], keys: &[String]) -> HistoryReport {
         linearizability: linearizable(records, keys),
         final_reads: final_reads(records, keys),
         serializable: serializable_reads(records, keys),
+        watch_ordered: watch_check::ordered(records),
+        watch_duplicates: watch_check::duplicates(records),
+        watch_gaps: watch_check::gaps(records),
+        watch_atomic: watch_check::atomic(records),
+        watch_resumable: watch_check::resumable(records),
+        watch_prev_kv: watch_check::prev_kv(records),
+        watch_filters: watch_check::filters(records),
+        lease_revoke: lease_check::revoke(records),
+        lease_expiry: lease_check::expiry(records),
     }
 }
 
@@ -170,7 +214,12 @@ pub fn to_history(records: &[Record], keys: &[String]) -> History<KvInput, KvOut
             | Request::Range {
                 serializable: true, ..
             }
-            | Request::Compact { .. } => {}
+            | Request::Compact { .. }
+            | Request::LeaseGrant { .. }
+            | Request::LeaseRevoke { .. }
+            | Request::LeaseKeepAlive { .. }
+            | Request::PutWithLease { .. }
+            | Request::Watch { .. } => {}
         }
     }
     history

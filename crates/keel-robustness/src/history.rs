@@ -69,12 +69,59 @@ pub enum Request {
         /// The revision compacted to.
         revision: i64,
     },
+    /// `LeaseGrant` with a client-chosen id, so that a grant whose outcome is
+    /// unknown still names its lease.
+    LeaseGrant {
+        /// The lease id (unique in the run).
+        id: i64,
+        /// Requested time to live, seconds.
+        ttl_secs: i64,
+    },
+    /// `LeaseRevoke`.
+    LeaseRevoke {
+        /// The lease id.
+        id: i64,
+    },
+    /// One `LeaseKeepAlive` request on its own stream.
+    LeaseKeepAlive {
+        /// The lease id.
+        id: i64,
+    },
+    /// `Put` of a key attached to a lease.
+    PutWithLease {
+        /// The key (under [`crate::lease::LEASE_PREFIX`], never a KV traffic key).
+        key: String,
+        /// A value no other write in the run uses.
+        value: String,
+        /// The lease id.
+        lease: i64,
+    },
+    /// One session (one gRPC stream) of a watcher on a prefix; a watcher that
+    /// reconnects records one session per stream.
+    Watch {
+        /// The watcher (sessions of one watcher form one logical watch).
+        watcher: u64,
+        /// The session number, from 0.
+        session: u32,
+        /// The prefix watched.
+        prefix: String,
+        /// The start revision asked for (0: from now).
+        start_revision: i64,
+        /// Whether previous key-values were asked for.
+        prev_kv: bool,
+        /// Events of this kind are filtered out (`NOPUT`, `NODELETE`).
+        #[serde(default)]
+        filter_out: Option<EventKind>,
+    },
 }
 
 impl Request {
     /// Whether the request changes no key.
     pub fn is_read(&self) -> bool {
-        matches!(self, Request::Get { .. } | Request::Range { .. })
+        matches!(
+            self,
+            Request::Get { .. } | Request::Range { .. } | Request::Watch { .. }
+        )
     }
 }
 
@@ -93,6 +140,91 @@ pub enum Response {
     Txn(bool),
     /// The compaction was applied.
     Compacted,
+    /// A lease grant succeeded with this time to live (seconds).
+    LeaseGranted {
+        /// The granted time to live.
+        ttl_secs: i64,
+    },
+    /// A lease revoke succeeded.
+    LeaseRevoked,
+    /// A keep-alive renewed the lease.
+    LeaseAlive {
+        /// The lease's time to live.
+        ttl_secs: i64,
+    },
+    /// The server said the lease does not exist (a revoke, a keep-alive, or
+    /// a put attached to it): the request changed nothing.
+    LeaseNotFound,
+    /// What one watch session received.
+    Watch(WatchSession),
+}
+
+/// What one watch stream delivered, in arrival order.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub struct WatchSession {
+    /// Header revision of the `created` response (`None`: never created).
+    pub created_revision: Option<i64>,
+    /// Every response carrying events, in arrival order.
+    pub batches: Vec<WatchBatch>,
+    /// Set when the server cancelled the watch because its start revision
+    /// was compacted.
+    pub compact_revision: Option<i64>,
+    /// Why the session ended.
+    pub end: String,
+}
+
+/// One `WatchResponse` with events.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WatchBatch {
+    /// Arrival time (ns since the run started).
+    pub received_ns: u64,
+    /// The response header's revision.
+    pub header_revision: i64,
+    /// The events, in the order received.
+    pub events: Vec<WatchEvent>,
+}
+
+/// Whether an event put or deleted its key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum EventKind {
+    /// `PUT`.
+    Put,
+    /// `DELETE`.
+    Delete,
+}
+
+/// One `mvccpb.Event`, reduced to what the checks compare.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct WatchEvent {
+    /// Put or delete.
+    pub kind: EventKind,
+    /// The key.
+    pub key: String,
+    /// The value written (empty for a delete).
+    pub value: String,
+    /// The revision of the change.
+    pub mod_revision: i64,
+    /// The key's create revision (0 for a delete).
+    pub create_revision: i64,
+    /// The key's version after the change (0 for a delete).
+    pub version: i64,
+    /// The lease the key is attached to (0: none).
+    pub lease: i64,
+    /// The key before the change, when asked for and sent.
+    pub prev: Option<PrevKv>,
+}
+
+/// The `prev_kv` of an event.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct PrevKv {
+    /// The previous value.
+    pub value: String,
+    /// The revision that wrote it.
+    pub mod_revision: i64,
+    /// Its create revision.
+    pub create_revision: i64,
+    /// Its version.
+    pub version: i64,
 }
 
 /// How an operation ended.

@@ -37,7 +37,8 @@ struct Args {
     #[arg(long, default_value_t = 8)]
     keys: usize,
     /// Plant a bug in the harness's client layer (`stale-cached-reads`,
-    /// `ack-without-write`) to see the checks fail.
+    /// `ack-without-write`, `watch-resume-skips`, `watch-drops-prev-kv`) to
+    /// see the checks fail.
     #[arg(long)]
     plant: Option<String>,
     /// Keep every run directory, not only failing ones.
@@ -50,6 +51,12 @@ struct Args {
     /// `--keel-arg=--snapshot-count=500`.
     #[arg(long = "keel-arg", allow_hyphen_values = true)]
     keel_args: Vec<String>,
+    /// Watchers on the key prefix (watch traffic and checks); 0: none.
+    #[arg(long, default_value_t = 0)]
+    watchers: usize,
+    /// Lease clients (lease traffic and checks); 0: none.
+    #[arg(long, default_value_t = 0)]
+    lease_clients: usize,
     /// Re-check a kept `history.jsonl` instead of running.
     #[arg(long)]
     check: Option<PathBuf>,
@@ -135,6 +142,8 @@ fn real_main() -> anyhow::Result<bool> {
                 config.planted_bug = planted_bug;
                 config.keep = args.keep;
                 config.keel_args = args.keel_args.clone();
+                config.watchers = args.watchers;
+                config.lease_clients = args.lease_clients;
                 if let Some(out) = &args.out {
                     config.out_root = out.clone();
                 }

@@ -1,6 +1,11 @@
 //! One run: start a cluster, drive traffic while a scenario injects faults,
 //! heal, read every key, check convergence and the history, and keep the
 //! evidence when something failed.
+//!
+//! With watchers, the final reads end with a linearizable range of the whole
+//! prefix and a sentinel write ([`SENTINEL_KEY`]); the watchers run until they
+//! have seen it (bounded by `WATCH_CATCH_UP`), so their coverage spans the
+//! run.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -16,8 +21,10 @@ use crate::RobustnessError;
 use crate::check::{self, FINAL_READER, HistoryReport, Verdict};
 use crate::cluster::Cluster;
 use crate::history::{self, Outcome, Record, Recorder, Request};
+use crate::lease;
 use crate::scenario::Scenario;
 use crate::traffic::{self, PlantedBug, TrafficConfig};
+use crate::watch::{self, WatchControl};
 
 /// Quiet time before each fault.
 const QUIET: Duration = Duration::from_millis(1500);
@@ -29,6 +36,11 @@ const RECOVERY: Duration = Duration::from_secs(30);
 const FINAL_READ: Duration = Duration::from_secs(20);
 /// Bound on the members agreeing on one revision.
 const CONVERGENCE: Duration = Duration::from_secs(20);
+/// Bound on the watchers catching up with the sentinel write.
+const WATCH_CATCH_UP: Duration = Duration::from_secs(10);
+/// The key written after the final reads, so that every watcher that can
+/// catch up sees a revision past every change of the run.
+pub const SENTINEL_KEY: &str = "/robustness/sentinel";
 
 /// Everything that defines a run.
 #[derive(Debug, Clone)]
@@ -57,6 +69,10 @@ pub struct RunConfig {
     pub keel_args: Vec<String>,
     /// Extra environment of every `keel` process (e.g. `KEEL_PLANTED_BUG`).
     pub keel_env: Vec<(String, String)>,
+    /// Watchers on the key prefix ([`crate::watch`]); 0: no watch traffic.
+    pub watchers: usize,
+    /// Lease clients ([`crate::lease`]); 0: no lease traffic.
+    pub lease_clients: usize,
 }
 
 impl RunConfig {
@@ -75,6 +91,8 @@ impl RunConfig {
             keep: false,
             keel_args: Vec::new(),
             keel_env: Vec::new(),
+            watchers: 0,
+            lease_clients: 0,
         }
     }
 
@@ -101,6 +119,12 @@ impl RunConfig {
         );
         if let Some(bug) = self.planted_bug {
             line.push_str(&format!(" --plant {}", bug.name()));
+        }
+        if self.watchers > 0 {
+            line.push_str(&format!(" --watchers {}", self.watchers));
+        }
+        if self.lease_clients > 0 {
+            line.push_str(&format!(" --lease-clients {}", self.lease_clients));
         }
         for arg in &self.keel_args {
             line.push_str(&format!(" --keel-arg={arg}"));
@@ -168,13 +192,12 @@ pub async fn run(config: RunConfig) -> Result<RunReport, RobustnessError> {
 
 async fn drive(config: &RunConfig, dir: &Path) -> Result<RunReport, RobustnessError> {
     let keys: Vec<String> = (0..config.keys).map(traffic::key).collect();
-    let cluster_extra: Vec<String> = Vec::new();
     let mut cluster = Cluster::start_with_env(
         &config.keel_bin,
         config.members,
         dir,
         config.seed,
-        &cluster_extra,
+        &config.keel_args,
         &config.keel_env,
     )
     .await?;
@@ -196,6 +219,28 @@ async fn drive(config: &RunConfig, dir: &Path) -> Result<RunReport, RobustnessEr
             traffic_config.clone(),
             recorder.clone(),
             stop.clone(),
+        )));
+    }
+    for index in 0..config.lease_clients as u64 {
+        tasks.push(tokio::spawn(lease::lease_loop(
+            index,
+            urls.clone(),
+            config.seed,
+            recorder.clone(),
+            stop.clone(),
+        )));
+    }
+    let watch_control = Arc::new(WatchControl::default());
+    let _watch_stop_guard = StopWatchersOnDrop(watch_control.clone());
+    let mut watchers = Vec::with_capacity(config.watchers);
+    for index in 0..config.watchers as u64 {
+        watchers.push(tokio::spawn(watch::watcher_loop(
+            index,
+            urls.clone(),
+            config.seed,
+            config.planted_bug,
+            recorder.clone(),
+            watch_control.clone(),
         )));
     }
     if config.scenario.compacts() {
@@ -230,7 +275,40 @@ async fn drive(config: &RunConfig, dir: &Path) -> Result<RunReport, RobustnessEr
     recovered?;
 
     for key in &keys {
-        final_read(&urls, key, &recorder).await;
+        let request = Request::Get {
+            key: key.clone(),
+            serializable: false,
+        };
+        final_request(&urls, request, &recorder).await;
+    }
+    if !watchers.is_empty() {
+        let range = Request::Range {
+            prefix: traffic::KEY_PREFIX.to_owned(),
+            serializable: false,
+        };
+        final_request(&urls, range, &recorder).await;
+        match sentinel(&urls, &recorder).await {
+            Some(revision) => {
+                watch_control
+                    .until_revision
+                    .store(revision, Ordering::Relaxed);
+                let deadline = tokio::time::Instant::now() + WATCH_CATCH_UP;
+                while !watchers.iter().all(tokio::task::JoinHandle::is_finished)
+                    && tokio::time::Instant::now() < deadline
+                {
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+            }
+            None => {
+                events.push("the sentinel write failed: watchers stop where they are".to_owned())
+            }
+        }
+    }
+    watch_control.stop.store(true, Ordering::Relaxed);
+    for watcher in watchers {
+        watcher
+            .await
+            .map_err(|e| RobustnessError::Cluster(format!("a watcher failed: {e}")))?;
     }
     let (convergence, convergence_method) = convergence(&cluster).await;
     drop(cluster);
@@ -276,13 +354,62 @@ fn secs(ns: u64) -> f64 {
     Duration::from_nanos(ns).as_secs_f64()
 }
 
-/// A linearizable read of `key`, retried on every member until one answers.
-async fn final_read(urls: &[String], key: &str, recorder: &Recorder) {
+/// Stops the watchers when a run ends early.
+struct StopWatchersOnDrop(Arc<WatchControl>);
+
+impl Drop for StopWatchersOnDrop {
+    fn drop(&mut self) {
+        self.0.stop.store(true, Ordering::Relaxed);
+    }
+}
+
+/// Writes [`SENTINEL_KEY`] (retried with a fresh value on every member until
+/// one acknowledges it; every attempt is recorded) and returns its revision.
+async fn sentinel(urls: &[String], recorder: &Recorder) -> Option<i64> {
     let deadline = tokio::time::Instant::now() + FINAL_READ;
-    let request = Request::Get {
-        key: key.to_owned(),
-        serializable: false,
-    };
+    let mut attempt = 0;
+    let mut member = 0;
+    while tokio::time::Instant::now() < deadline {
+        attempt += 1;
+        let request = Request::Put {
+            key: SENTINEL_KEY.to_owned(),
+            value: format!("sentinel-{attempt}"),
+        };
+        if let Some(mut kv) = traffic::connect(&urls[member]).await {
+            let invoked_ns = recorder.now_ns();
+            let result = traffic::execute(&mut kv, &request).await;
+            let outcome = match &result {
+                Ok((revision, response)) => Outcome::Ok {
+                    returned_ns: recorder.now_ns(),
+                    revision: *revision,
+                    response: response.clone(),
+                },
+                Err(error) => Outcome::Unknown {
+                    error: error.clone(),
+                },
+            };
+            recorder.push(Record {
+                client: FINAL_READER,
+                member,
+                request,
+                invoked_ns,
+                outcome,
+            });
+            if let Ok((revision, _)) = result {
+                return Some(revision);
+            }
+        }
+        member = (member + 1) % urls.len();
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    None
+}
+
+/// A read (a get or a prefix range), retried on every member until one
+/// answers; the answer is recorded as the final reader's.
+async fn final_request(urls: &[String], request: Request, recorder: &Recorder) {
+    assert!(request.is_read(), "only reads are retried: {request:?}");
+    let deadline = tokio::time::Instant::now() + FINAL_READ;
     let mut member = 0;
     while tokio::time::Instant::now() < deadline {
         if let Some(mut kv) = traffic::connect(&urls[member]).await {

@@ -12,8 +12,9 @@
 //! unknown outcome, because a timeout, a broken connection or "leader changed"
 //! does not say whether the entry was committed.
 //!
-//! Watch and lease traffic plug in as further [`Request`] kinds driven by
-//! their own client tasks recording into the same [`Recorder`].
+//! Watch and lease traffic are further [`Request`] kinds driven by their own
+//! client tasks ([`crate::watch`], [`crate::lease`]) recording into the same
+//! [`Recorder`].
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -65,6 +66,13 @@ pub enum PlantedBug {
     /// Some puts are recorded as acknowledged without being sent, as a server
     /// acknowledging before its fsync and then crashing would behave.
     AckWithoutWrite,
+    /// A watcher that reconnects resumes one revision too late (two past the
+    /// last revision seen), as a server that skips the first revision of a
+    /// resumed watch would behave.
+    WatchResumeSkips,
+    /// Some events lose their `prev_kv`, as a server that fails to attach it
+    /// would behave.
+    WatchDropsPrevKv,
 }
 
 impl PlantedBug {
@@ -73,14 +81,21 @@ impl PlantedBug {
         match self {
             PlantedBug::StaleCachedReads => "stale-cached-reads",
             PlantedBug::AckWithoutWrite => "ack-without-write",
+            PlantedBug::WatchResumeSkips => "watch-resume-skips",
+            PlantedBug::WatchDropsPrevKv => "watch-drops-prev-kv",
         }
     }
 
     /// Parses a CLI name.
     pub fn parse(name: &str) -> Option<PlantedBug> {
-        [PlantedBug::StaleCachedReads, PlantedBug::AckWithoutWrite]
-            .into_iter()
-            .find(|b| b.name() == name)
+        [
+            PlantedBug::StaleCachedReads,
+            PlantedBug::AckWithoutWrite,
+            PlantedBug::WatchResumeSkips,
+            PlantedBug::WatchDropsPrevKv,
+        ]
+        .into_iter()
+        .find(|b| b.name() == name)
     }
 }
 
@@ -101,16 +116,20 @@ pub fn prefix_end(prefix: &str) -> Vec<u8> {
     vec![0]
 }
 
-/// Connects to `url`, bounded in time.
-pub async fn connect(url: &str) -> Option<KvClient<Channel>> {
+/// Opens a channel to `url`, bounded in time.
+pub async fn channel(url: &str) -> Option<Channel> {
     let endpoint = Endpoint::from_shared(url.to_owned())
         .ok()?
         .connect_timeout(CONNECT_TIMEOUT);
-    let channel = tokio::time::timeout(CONNECT_TIMEOUT, endpoint.connect())
+    tokio::time::timeout(CONNECT_TIMEOUT, endpoint.connect())
         .await
         .ok()?
-        .ok()?;
-    Some(KvClient::new(channel))
+        .ok()
+}
+
+/// Connects to `url`, bounded in time.
+pub async fn connect(url: &str) -> Option<KvClient<Channel>> {
+    channel(url).await.map(KvClient::new)
 }
 
 /// Sends `request` to a member and reduces the answer to a [`Response`] and
@@ -226,6 +245,7 @@ pub async fn execute(
                     .into_inner();
                 Ok((revision(r.header.as_ref()), Response::Compacted))
             }
+            other => panic!("traffic::execute drives KV requests only, got {other:?}"),
         }
     };
     match tokio::time::timeout(REQUEST_TIMEOUT, call).await {
