@@ -16,8 +16,9 @@ async fn main() -> anyhow::Result<()> {
         Output::Text => print!("{}", report.to_text()),
         Output::Json => println!("{}", report.to_json()),
     }
-    if report.requests() == 0 {
-        bail!("every one of the {} requests failed", report.errors());
+    match report.failed_section() {
+        Some(("summary", errors)) => bail!("every one of the {errors} requests failed"),
+        Some((section, errors)) => bail!("every one of the {errors} requests failed ({section})"),
+        None => Ok(()),
     }
-    Ok(())
 }

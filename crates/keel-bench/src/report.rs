@@ -245,14 +245,17 @@ pub enum Report {
 }
 
 impl Report {
-    /// Successful requests over all sections: 0 makes the binary fail.
-    pub fn requests(&self) -> u64 {
-        self.summaries().map(|s| s.requests).sum()
-    }
-
-    /// Failed requests over all sections.
-    pub fn errors(&self) -> u64 {
-        self.summaries().map(|s| s.errors).sum()
+    /// The first section (its key and error count) in which every request
+    /// failed, if there is one: such a run measured nothing there.
+    pub fn failed_section(&self) -> Option<(&'static str, u64)> {
+        let failed = |summary: &Summary| summary.requests == 0 && summary.errors > 0;
+        match self {
+            Report::Single(summary) => failed(summary).then_some(("summary", summary.errors)),
+            Report::Sections { sections, .. } => sections
+                .iter()
+                .find(|section| failed(&section.summary))
+                .map(|section| (section.key, section.summary.errors)),
+        }
     }
 
     /// The section with JSON key `key`.
@@ -264,16 +267,6 @@ impl Report {
                 .find(|section| section.key == key)
                 .map(|section| &section.summary),
         }
-    }
-
-    fn summaries(&self) -> impl Iterator<Item = &Summary> {
-        let (single, sections) = match self {
-            Report::Single(summary) => (Some(summary), &[][..]),
-            Report::Sections { sections, .. } => (None, sections.as_slice()),
-        };
-        single
-            .into_iter()
-            .chain(sections.iter().map(|section| &section.summary))
     }
 
     /// etcd's text layout: each section's heading, then its summary.
@@ -504,10 +497,27 @@ Error distribution:
                 },
             ],
         };
-        assert_eq!(report.requests(), 3);
-        assert_eq!(report.errors(), 1);
         assert_eq!(report.section("write"), Some(&write));
         assert_eq!(report.section("events"), None);
+        assert_eq!(report.failed_section(), None);
+        let mut all_failed = BTreeMap::new();
+        all_failed.insert("down".to_string(), 4);
+        let events_lost = Report::Sections {
+            preamble: None,
+            sections: vec![
+                Section {
+                    key: "put",
+                    heading: String::new(),
+                    summary: read.clone(),
+                },
+                Section {
+                    key: "events",
+                    heading: String::new(),
+                    summary: Summary::new(Vec::new(), all_failed, Duration::from_secs(1)),
+                },
+            ],
+        };
+        assert_eq!(events_lost.failed_section(), Some(("events", 4)));
         let text = report.to_text();
         assert!(
             text.starts_with(
@@ -530,7 +540,7 @@ Error distribution:
         let single = Report::Single(read.clone());
         assert_eq!(single.to_text(), read.to_text());
         assert_eq!(single.to_json(), read.to_json());
-        assert_eq!(single.requests(), 2);
+        assert_eq!(single.failed_section(), None);
     }
 
     #[test]

@@ -256,14 +256,17 @@ async fn next_created(
     }
 }
 
-/// Opens stream `s` and creates its watchers one at a time.
+/// Opens stream `s` and creates its watchers one at a time. A stream that
+/// fails is given up, with all its watchers: it comes back as what it
+/// received in the event phase (nothing, ended by the creation's error), so
+/// that the events its watchers miss are counted too.
 async fn create_stream(
     plan: Arc<FanOut>,
     s: usize,
     channel: Channel,
     timeout: Duration,
     done: Arc<std::sync::atomic::AtomicU64>,
-) -> (Creation, Option<OpenStream>) {
+) -> (Creation, Result<OpenStream, Received>) {
     let mut creation = Creation::default();
     let (sender, receiver) = mpsc::channel(STREAM_REQUEST_QUEUE);
     let first = s * plan.watchers_per_stream;
@@ -308,18 +311,27 @@ async fn create_stream(
                 // The stream is unusable: this and every later watcher of it
                 // count as failed creations.
                 let left = (first + plan.watchers_per_stream - w) as u64;
-                *creation.errors.entry(error_message(&status)).or_insert(0) += left;
+                let message = error_message(&status);
+                *creation.errors.entry(message.clone()).or_insert(0) += left;
                 done.fetch_add(left - 1, Ordering::Relaxed);
-                return (creation, None);
+                let lost = Received {
+                    events: Vec::new(),
+                    failure: Some(message),
+                    watcher_keys: (first..first + plan.watchers_per_stream)
+                        .map(|w| plan.key_of_watcher(w))
+                        .collect(),
+                };
+                return (creation, Err(lost));
             }
         }
     }
-    let stream = responses.map(|responses| OpenStream {
+    let responses = responses.expect("a created watcher implies an open stream");
+    let stream = OpenStream {
         _requests: sender,
         responses,
         key_of_watch,
-    });
-    (creation, stream)
+    };
+    (creation, Ok(stream))
 }
 
 /// Receives events on `stream` until each watcher has seen the last put
@@ -454,13 +466,17 @@ pub async fn run(config: &RunConfig, plan: FanOut, verb: Verb) -> Result<Report,
     }
     let mut creation = Creation::default();
     let mut streams = Vec::with_capacity(plan.streams);
+    let mut received = Vec::with_capacity(plan.streams);
     for task in creating {
         let (created, stream) = task.await?;
         creation.latencies_secs.extend(created.latencies_secs);
         for (message, count) in created.errors {
             *creation.errors.entry(message).or_insert(0) += count;
         }
-        streams.extend(stream);
+        match stream {
+            Ok(stream) => streams.push(stream),
+            Err(lost) => received.push(lost),
+        }
     }
     let creation = Summary::new(creation.latencies_secs, creation.errors, started.elapsed());
     progress.finish().await?;
@@ -534,7 +550,6 @@ pub async fn run(config: &RunConfig, plan: FanOut, verb: Verb) -> Result<Report,
         tokio::time::sleep(grace).await;
         let _ = stop_tx.send(true);
     });
-    let mut received = Vec::with_capacity(receivers.len());
     for receiver in receivers {
         received.push(receiver.await?);
     }
