@@ -336,7 +336,9 @@ async fn create_stream(
 
 /// Receives events on `stream` until each watcher has seen the last put
 /// revision of its key (known once `targets` holds it), the stream fails,
-/// or `stop` is raised.
+/// or `stop` is raised. Watchers still short of their target are counted,
+/// not searched for, so a response costs the same whatever the stream's
+/// number of watchers.
 async fn receive_events(
     mut stream: OpenStream,
     mut targets: watch::Receiver<Option<Arc<Vec<i64>>>>,
@@ -349,34 +351,43 @@ async fn receive_events(
     };
     // Highest revision each watcher has seen; a canceled watcher leaves.
     let mut seen: HashMap<i64, i64> = stream.key_of_watch.keys().map(|&id| (id, 0)).collect();
+    // The last put revision per key, once the puts are over.
+    let mut last_put: Option<Arc<Vec<i64>>> = None;
+    // Watchers below their target; meaningful once `last_put` is known.
+    let mut pending = usize::MAX;
     loop {
-        let complete = targets.borrow().as_ref().is_some_and(|last_put| {
-            seen.iter()
-                .all(|(id, &rev)| rev >= last_put[stream.key_of_watch[id]])
-        });
-        if complete {
+        if pending == 0 {
             return received;
         }
         tokio::select! {
             message = stream.responses.message() => match message {
                 Ok(Some(response)) => {
                     let arrived = Instant::now();
+                    let Some(&key) = stream.key_of_watch.get(&response.watch_id) else {
+                        continue;
+                    };
+                    let target = last_put.as_ref().map(|last| last[key]);
+                    let Some(rev) = seen.get_mut(&response.watch_id) else {
+                        continue;
+                    };
+                    let was_short = target.is_some_and(|t| *rev < t);
+                    for event in &response.events {
+                        let Some(kv) = event.kv.as_ref() else { continue };
+                        received.events.push((key, kv.mod_revision, arrived));
+                        *rev = (*rev).max(kv.mod_revision);
+                        done.fetch_add(1, Ordering::Relaxed);
+                    }
+                    let now_short = target.is_some_and(|t| *rev < t);
                     if response.canceled {
                         seen.remove(&response.watch_id);
                         received.failure.get_or_insert_with(|| {
                             format!("watch canceled: {}", response.cancel_reason)
                         });
-                    }
-                    let Some(&key) = stream.key_of_watch.get(&response.watch_id) else {
-                        continue;
-                    };
-                    for event in &response.events {
-                        let Some(kv) = event.kv.as_ref() else { continue };
-                        received.events.push((key, kv.mod_revision, arrived));
-                        if let Some(rev) = seen.get_mut(&response.watch_id) {
-                            *rev = (*rev).max(kv.mod_revision);
+                        if was_short {
+                            pending -= 1;
                         }
-                        done.fetch_add(1, Ordering::Relaxed);
+                    } else if was_short && !now_short {
+                        pending -= 1;
                     }
                 }
                 Ok(None) => {
@@ -391,6 +402,13 @@ async fn receive_events(
             changed = targets.changed() => {
                 // The sender lives until every stream is joined.
                 changed.expect("the targets sender outlives the streams");
+                last_put = targets.borrow_and_update().clone();
+                if let Some(last) = &last_put {
+                    pending = seen
+                        .iter()
+                        .filter(|(id, rev)| **rev < last[stream.key_of_watch[*id]])
+                        .count();
+                }
             }
             _ = stop.changed() => return received,
         }
