@@ -262,6 +262,10 @@ where
                 limiter.wait().await;
                 let sent = Instant::now();
                 let (section, result) = client.call(index).await;
+                assert!(
+                    section < sections,
+                    "operation {index} reported section {section} of {sections}"
+                );
                 let outcome = &mut outcomes[section];
                 match result {
                     Ok(()) => outcome.latencies_secs.push(sent.elapsed().as_secs_f64()),
