@@ -4,22 +4,21 @@
 use anyhow::{Context as _, bail};
 use clap::Parser as _;
 use keel_bench::cli::{self, Cli, Output};
-use keel_bench::runner;
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let plan = Cli::parse()
         .plan(cli::stdout_is_terminal())
         .context("invalid flags")?;
-    let summary = runner::run(&plan.config, plan.workload)
-        .await
-        .context("benchmark run")?;
-    match plan.output {
-        Output::Text => print!("{}", summary.to_text()),
-        Output::Json => println!("{}", summary.to_json()),
+    let output = plan.output;
+    let report = plan.run().await.context("benchmark run")?;
+    match output {
+        Output::Text => print!("{}", report.to_text()),
+        Output::Json => println!("{}", report.to_json()),
     }
-    if summary.requests == 0 {
-        bail!("every one of the {} requests failed", summary.errors);
+    match report.failed_section() {
+        Some(("summary", errors)) => bail!("every one of the {errors} requests failed"),
+        Some((section, errors)) => bail!("every one of the {errors} requests failed ({section})"),
+        None => Ok(()),
     }
-    Ok(())
 }

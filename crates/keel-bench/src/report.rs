@@ -7,6 +7,11 @@
 //! tab-separated, `secs.` suffixes, a 10-bucket histogram with 40-character
 //! bars); [`Summary::to_json`] emits the same figures as one JSON object.
 //!
+//! A verb prints one [`Report`]: a single summary (`put`, `range`,
+//! `txn-put`, `lease-keepalive`) or several named ones (`txn-mixed`'s reads
+//! and writes, the watch verbs' creation, puts and events), each under the
+//! heading etcd prints; in JSON the sections are the keys of one object.
+//!
 //! Two definitions, written down because results from different tools are
 //! only comparable when they agree on them:
 //!
@@ -212,6 +217,92 @@ impl Summary {
     }
 }
 
+/// One named summary of a multi-section report.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Section {
+    /// The JSON key (`read`, `write`, `creation`, `put`, `events`).
+    pub key: &'static str,
+    /// The text printed before the summary, etcd's heading for it.
+    pub heading: String,
+    /// The figures.
+    pub summary: Summary,
+}
+
+/// What a verb prints.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Report {
+    /// One summary, printed as is (JSON: the summary object).
+    Single(Summary),
+    /// Several summaries after an optional first line (JSON: an object with
+    /// one key per section).
+    Sections {
+        /// Printed first in text mode (etcd's `bench with linearizable
+        /// range`), not part of the JSON.
+        preamble: Option<String>,
+        /// In print order.
+        sections: Vec<Section>,
+    },
+}
+
+impl Report {
+    /// The first section (its key and error count) in which every request
+    /// failed, if there is one: such a run measured nothing there.
+    pub fn failed_section(&self) -> Option<(&'static str, u64)> {
+        let failed = |summary: &Summary| summary.requests == 0 && summary.errors > 0;
+        match self {
+            Report::Single(summary) => failed(summary).then_some(("summary", summary.errors)),
+            Report::Sections { sections, .. } => sections
+                .iter()
+                .find(|section| failed(&section.summary))
+                .map(|section| (section.key, section.summary.errors)),
+        }
+    }
+
+    /// The section with JSON key `key`.
+    pub fn section(&self, key: &str) -> Option<&Summary> {
+        match self {
+            Report::Single(_) => None,
+            Report::Sections { sections, .. } => sections
+                .iter()
+                .find(|section| section.key == key)
+                .map(|section| &section.summary),
+        }
+    }
+
+    /// etcd's text layout: each section's heading, then its summary.
+    pub fn to_text(&self) -> String {
+        match self {
+            Report::Single(summary) => summary.to_text(),
+            Report::Sections { preamble, sections } => {
+                let mut out = preamble.clone().unwrap_or_default();
+                for section in sections {
+                    out.push_str(&section.heading);
+                    out.push_str(&section.summary.to_text());
+                }
+                out
+            }
+        }
+    }
+
+    /// One JSON object on one line.
+    pub fn to_json(&self) -> String {
+        match self {
+            Report::Single(summary) => summary.to_json(),
+            Report::Sections { sections, .. } => {
+                let object: serde_json::Map<String, serde_json::Value> = sections
+                    .iter()
+                    .map(|section| {
+                        let value = serde_json::to_value(&section.summary)
+                            .expect("a Summary has string keys and finite numbers");
+                        (section.key.to_string(), value)
+                    })
+                    .collect();
+                serde_json::Value::Object(object).to_string()
+            }
+        }
+    }
+}
+
 /// The nearest-rank `percentile` of non-empty, ascending `sorted`.
 fn nearest_rank(sorted: &[f64], percentile: f64) -> f64 {
     assert!(!sorted.is_empty(), "percentile of an empty sample");
@@ -383,6 +474,73 @@ Error distribution:
         assert_eq!(summary.requests, 0);
         assert!(summary.histogram.is_empty());
         assert_eq!(summary.to_text(), "\nError distribution:\n  [3]\tboom\n");
+    }
+
+    #[test]
+    fn sections_print_under_their_headings_and_as_json_keys() {
+        let read = Summary::new(ms(&[1, 3]), BTreeMap::new(), Duration::from_secs(1));
+        let mut errors = BTreeMap::new();
+        errors.insert("boom".to_string(), 1);
+        let write = Summary::new(ms(&[2]), errors, Duration::from_secs(1));
+        let report = Report::Sections {
+            preamble: Some("bench with linearizable range\n".to_string()),
+            sections: vec![
+                Section {
+                    key: "read",
+                    heading: "Total Read Ops: 2\nDetails:".to_string(),
+                    summary: read.clone(),
+                },
+                Section {
+                    key: "write",
+                    heading: "Total Write Ops: 2\nDetails:".to_string(),
+                    summary: write.clone(),
+                },
+            ],
+        };
+        assert_eq!(report.section("write"), Some(&write));
+        assert_eq!(report.section("events"), None);
+        assert_eq!(report.failed_section(), None);
+        let mut all_failed = BTreeMap::new();
+        all_failed.insert("down".to_string(), 4);
+        let events_lost = Report::Sections {
+            preamble: None,
+            sections: vec![
+                Section {
+                    key: "put",
+                    heading: String::new(),
+                    summary: read.clone(),
+                },
+                Section {
+                    key: "events",
+                    heading: String::new(),
+                    summary: Summary::new(Vec::new(), all_failed, Duration::from_secs(1)),
+                },
+            ],
+        };
+        assert_eq!(events_lost.failed_section(), Some(("events", 4)));
+        let text = report.to_text();
+        assert!(
+            text.starts_with(
+                "bench with linearizable range\nTotal Read Ops: 2\nDetails:\nSummary:\n"
+            ),
+            "{text}"
+        );
+        let write_at = text
+            .find("Total Write Ops: 2\nDetails:\nSummary:")
+            .expect("write heading");
+        assert!(
+            text[write_at..].contains("Error distribution:\n  [1]\tboom"),
+            "{text}"
+        );
+        let json: serde_json::Value =
+            serde_json::from_str(&report.to_json()).expect("to_json emits valid JSON");
+        assert_eq!(json["read"]["requests"], 2);
+        assert_eq!(json["write"]["errors"], 1);
+        assert!(!report.to_json().contains('\n'));
+        let single = Report::Single(read.clone());
+        assert_eq!(single.to_text(), read.to_text());
+        assert_eq!(single.to_json(), read.to_json());
+        assert_eq!(single.failed_section(), None);
     }
 
     #[test]

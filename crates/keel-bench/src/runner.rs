@@ -10,6 +10,12 @@
 //! A request's latency is measured from just before it is sent (after any
 //! `--rate` wait) to the arrival of its response.
 //!
+//! What a client does per operation is an [`Operations`] implementation:
+//! [`KvOperations`] for the KV verbs, the lease verb's keep-alives, the watch
+//! verbs' puts. An operation names the report section it belongs to
+//! (`txn-mixed` splits reads from writes), and each section is summarised on
+//! its own.
+//!
 //! A failed request is counted under its error message and the client goes
 //! on: channels reconnect by themselves, so a server that restarts mid-run
 //! shows up as errors, not as an aborted run.
@@ -24,6 +30,7 @@ use keel_proto::etcdserverpb::kv_client::KvClient;
 use rand::SeedableRng;
 use rand::rngs::SmallRng;
 use thiserror::Error;
+use tonic::Status;
 use tonic::transport::{Channel, Endpoint};
 
 use crate::rate::Limiter;
@@ -89,6 +96,15 @@ struct ClientOutcome {
     errors: BTreeMap<String, u64>,
 }
 
+impl ClientOutcome {
+    fn merge(&mut self, other: ClientOutcome) {
+        self.latencies_secs.extend(other.latencies_secs);
+        for (message, count) in other.errors {
+            *self.errors.entry(message).or_insert(0) += count;
+        }
+    }
+}
+
 /// `host:port` becomes `http://host:port`; a URL with a scheme is kept.
 pub fn endpoint_url(endpoint: &str) -> String {
     if endpoint.contains("://") {
@@ -100,7 +116,7 @@ pub fn endpoint_url(endpoint: &str) -> String {
 
 /// The message an error is counted under, in grpc-go's form so that Keel
 /// and etcd runs can be compared line by line.
-fn error_message(status: &tonic::Status) -> String {
+pub fn error_message(status: &Status) -> String {
     format!(
         "rpc error: code = {:?} desc = {}",
         status.code(),
@@ -109,7 +125,7 @@ fn error_message(status: &tonic::Status) -> String {
 }
 
 /// Sends one request and waits for its response.
-async fn send(client: &mut KvClient<Channel>, request: Request) -> Result<(), tonic::Status> {
+async fn send(client: &mut KvClient<Channel>, request: Request) -> Result<(), Status> {
     match request {
         Request::Put(put) => client.put(put).await.map(drop),
         Request::Range(range) => client.range(range).await.map(drop),
@@ -117,8 +133,10 @@ async fn send(client: &mut KvClient<Channel>, request: Request) -> Result<(), to
     }
 }
 
-/// Opens the channels, runs `workload` to completion and summarises it.
-pub async fn run(config: &RunConfig, workload: Arc<Workload>) -> Result<Summary, RunError> {
+/// Checks the connection settings and opens `--conns` lazy channels, the
+/// j-th to endpoint `j % endpoints` (a channel connects on first use and
+/// reconnects by itself).
+pub fn open_channels(config: &RunConfig) -> Result<Vec<Channel>, RunError> {
     if config.endpoints.is_empty() {
         return Err(RunError::NoEndpoints);
     }
@@ -142,76 +160,192 @@ pub async fn run(config: &RunConfig, workload: Arc<Workload>) -> Result<Summary,
             .connect_lazy();
         channels.push(channel);
     }
+    Ok(channels)
+}
+
+/// The channel client (or watch stream) number `c` uses: `c % conns`.
+pub fn channel_for(channels: &[Channel], c: usize) -> Channel {
+    channels[c % channels.len()].clone()
+}
+
+/// What one client does for each operation it claims. The runner times
+/// [`Operations::call`], so anything slow that is not the operation itself
+/// belongs in [`Operations::prepare`], which runs before the clock starts.
+pub trait Operations: Send + 'static {
+    /// Readies the client (e.g. grants the lease it keeps alive). A failure
+    /// is not fatal: `call` is expected to retry what `prepare` could not do.
+    fn prepare(&mut self) -> impl Future<Output = ()> + Send {
+        async {}
+    }
+
+    /// Performs operation number `index` and says which section of the
+    /// report it belongs to (below the `sections` given to [`run_clients`])
+    /// and whether it succeeded.
+    fn call(&mut self, index: u64) -> impl Future<Output = (usize, Result<(), Status>)> + Send;
+}
+
+/// The KV verbs' operations: one request of the workload per operation.
+#[derive(Debug)]
+pub struct KvOperations {
+    client: KvClient<Channel>,
+    workload: Arc<Workload>,
+    rng: SmallRng,
+}
+
+impl Operations for KvOperations {
+    async fn call(&mut self, index: u64) -> (usize, Result<(), Status>) {
+        let request = self.workload.request(index, &mut self.rng);
+        let section = self.workload.section_of(&request);
+        (section, send(&mut self.client, request).await)
+    }
+}
+
+/// Opens the channels, runs the KV `workload` to completion and summarises
+/// each of its sections (see [`Workload::sections`]).
+pub async fn run(config: &RunConfig, workload: Arc<Workload>) -> Result<Vec<Summary>, RunError> {
+    let channels = open_channels(config)?;
+    let sections = workload.sections().len();
+    let (summaries, _) = run_clients(config, &channels, sections, |c| KvOperations {
+        client: KvClient::new(channel_for(&channels, c)),
+        workload: Arc::clone(&workload),
+        rng: SmallRng::seed_from_u64(config.seed.wrapping_add(c as u64)),
+    })
+    .await?;
+    Ok(summaries)
+}
+
+/// Runs `config.total` operations over `config.clients` clients built by
+/// `make_client(c)`, under `config.rate_per_sec`, and summarises them per
+/// section. Returns the summaries and the clients (so that a client can
+/// hand back what it recorded).
+pub async fn run_clients<C, F>(
+    config: &RunConfig,
+    channels: &[Channel],
+    sections: usize,
+    mut make_client: F,
+) -> Result<(Vec<Summary>, Vec<C>), RunError>
+where
+    C: Operations,
+    F: FnMut(usize) -> C,
+{
+    if config.clients == 0 {
+        return Err(RunError::Zero("clients"));
+    }
+    assert!(!channels.is_empty(), "open_channels opens at least one");
+    assert!(sections > 0, "a run reports at least one section");
+    let mut prepared = Vec::with_capacity(config.clients);
+    for c in 0..config.clients {
+        let mut client = make_client(c);
+        client.prepare().await;
+        prepared.push(client);
+    }
 
     let next_op = Arc::new(AtomicU64::new(0));
-    let done_ops = Arc::new(AtomicU64::new(0));
     let limiter = Arc::new(Limiter::new(config.rate_per_sec));
-    let finished = Arc::new(AtomicBool::new(false));
-    let progress = config.progress.then(|| {
-        tokio::spawn(draw_progress(
-            Arc::clone(&done_ops),
-            Arc::clone(&finished),
-            config.total,
-        ))
-    });
+    let progress = Progress::start(config.progress, config.total);
 
     let started = Instant::now();
-    let mut clients = Vec::with_capacity(config.clients);
-    for c in 0..config.clients {
-        let mut client = KvClient::new(channels[c % channels.len()].clone());
-        let workload = Arc::clone(&workload);
+    let mut tasks = Vec::with_capacity(config.clients);
+    for mut client in prepared {
         let next_op = Arc::clone(&next_op);
-        let done_ops = Arc::clone(&done_ops);
+        let done_ops = progress.counter();
         let limiter = Arc::clone(&limiter);
         let total = config.total;
-        let mut rng = SmallRng::seed_from_u64(config.seed.wrapping_add(c as u64));
-        clients.push(tokio::spawn(async move {
-            let mut outcome = ClientOutcome::default();
+        tasks.push(tokio::spawn(async move {
+            let mut outcomes: Vec<ClientOutcome> =
+                (0..sections).map(|_| ClientOutcome::default()).collect();
             loop {
                 let index = next_op.fetch_add(1, Ordering::Relaxed);
                 if index >= total {
                     break;
                 }
                 limiter.wait().await;
-                let request = workload.request(index, &mut rng);
                 let sent = Instant::now();
-                match send(&mut client, request).await {
+                let (section, result) = client.call(index).await;
+                assert!(
+                    section < sections,
+                    "operation {index} reported section {section} of {sections}"
+                );
+                let outcome = &mut outcomes[section];
+                match result {
                     Ok(()) => outcome.latencies_secs.push(sent.elapsed().as_secs_f64()),
                     Err(status) => *outcome.errors.entry(error_message(&status)).or_insert(0) += 1,
                 }
                 done_ops.fetch_add(1, Ordering::Relaxed);
             }
-            outcome
+            (outcomes, client)
         }));
     }
 
-    let mut latencies_secs = Vec::new();
-    let mut errors: BTreeMap<String, u64> = BTreeMap::new();
+    let mut merged: Vec<ClientOutcome> = (0..sections).map(|_| ClientOutcome::default()).collect();
+    let mut clients = Vec::with_capacity(config.clients);
     let mut joined = Ok(());
-    for client in clients {
-        match client.await {
-            Ok(outcome) => {
-                latencies_secs.extend(outcome.latencies_secs);
-                for (message, count) in outcome.errors {
-                    *errors.entry(message).or_insert(0) += count;
+    for task in tasks {
+        match task.await {
+            Ok((outcomes, client)) => {
+                for (into, outcome) in merged.iter_mut().zip(outcomes) {
+                    into.merge(outcome);
                 }
+                clients.push(client);
             }
             Err(e) => joined = Err(e),
         }
     }
     let elapsed = started.elapsed();
-    finished.store(true, Ordering::Relaxed);
-    if let Some(progress) = progress {
-        progress.await?;
-    }
+    progress.finish().await?;
     joined?;
-    let summary = Summary::new(latencies_secs, errors, elapsed);
+    let summaries: Vec<Summary> = merged
+        .into_iter()
+        .map(|outcome| Summary::new(outcome.latencies_secs, outcome.errors, elapsed))
+        .collect();
     assert_eq!(
-        summary.requests + summary.errors,
+        summaries.iter().map(|s| s.requests + s.errors).sum::<u64>(),
         config.total,
         "every operation is counted once, as a success or an error"
     );
-    Ok(summary)
+    Ok((summaries, clients))
+}
+
+/// A progress bar on stdout, or nothing when stdout is not a terminal.
+#[derive(Debug)]
+pub struct Progress {
+    done: Arc<AtomicU64>,
+    finished: Arc<AtomicBool>,
+    drawer: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl Progress {
+    /// Starts drawing `done / total` if `enabled`.
+    pub fn start(enabled: bool, total: u64) -> Progress {
+        let done = Arc::new(AtomicU64::new(0));
+        let finished = Arc::new(AtomicBool::new(false));
+        let drawer = enabled.then(|| {
+            tokio::spawn(draw_progress(
+                Arc::clone(&done),
+                Arc::clone(&finished),
+                total,
+            ))
+        });
+        Progress {
+            done,
+            finished,
+            drawer,
+        }
+    }
+
+    /// The counter the workers advance.
+    pub fn counter(&self) -> Arc<AtomicU64> {
+        Arc::clone(&self.done)
+    }
+
+    /// Draws the last state and ends the line.
+    pub async fn finish(self) -> Result<(), tokio::task::JoinError> {
+        self.finished.store(true, Ordering::Relaxed);
+        match self.drawer {
+            Some(drawer) => drawer.await,
+            None => Ok(()),
+        }
+    }
 }
 
 /// Redraws `done/total` on stdout until `finished`, then ends the line.
@@ -284,7 +418,9 @@ mod tests {
             crate::workload::Consistency::Linearizable,
             0,
         ));
-        let summary = run(&config, workload).await.expect("the run itself starts");
+        let summaries = run(&config, workload).await.expect("the run itself starts");
+        assert_eq!(summaries.len(), 1, "range has one section");
+        let summary = &summaries[0];
         assert_eq!(summary.requests, 0);
         assert_eq!(summary.errors, 20);
         assert!(

@@ -11,7 +11,10 @@
 //! `i % key_space_size` with `--sequential-keys`, otherwise uniform in
 //! `0..key_space_size`; the j-th put of the i-th `txn-put` uses key
 //! `(i * txn_ops + j) % key_space_size`. Every request of a run carries the
-//! same value, `val_size` random bytes drawn once. Settings are checked up
+//! same value, `val_size` random bytes drawn once. `txn-mixed` sends
+//! one-operation transactions: a read (a range) with probability
+//! `rw_ratio / (1 + rw_ratio)`, otherwise a put of key `i % key_space_size`,
+//! as etcd's tool does; its reads and writes are reported as two sections. Settings are checked up
 //! front ([`WorkloadError`]) so that a run never sends requests that are
 //! certain to fail (a key too short for its number, a transaction putting one
 //! key twice).
@@ -59,6 +62,9 @@ pub enum WorkloadError {
         /// `--key-space-size`.
         key_space_size: u64,
     },
+    /// `--rw-ratio` negative or not a number.
+    #[error("--rw-ratio must be a non-negative number, got {0}")]
+    BadReadWriteRatio(String),
     /// `--consistency` other than `l` or `s`.
     #[error("--consistency must be l (linearizable) or s (serializable), got {0:?}")]
     BadConsistency(String),
@@ -150,7 +156,7 @@ impl KeySpace {
 }
 
 /// One verb with its settings.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub enum Workload {
     /// `put`.
     Put {
@@ -171,7 +177,22 @@ pub enum Workload {
         /// `--txn-ops`: puts per transaction.
         txn_ops: u64,
     },
+    /// `txn-mixed`.
+    TxnMixed {
+        /// Keys and value of the writes.
+        keys: KeySpace,
+        /// Chance that an operation is a read: `rw_ratio / (1 + rw_ratio)`.
+        read_probability: f64,
+        /// The range every read sends.
+        read: RangeRequest,
+    },
 }
+
+/// Section names of a verb with a single section.
+const ONE_SECTION: &[&str] = &["summary"];
+
+/// `txn-mixed`'s sections, in the order etcd prints them.
+const READ_WRITE_SECTIONS: &[&str] = &["read", "write"];
 
 /// One request to send.
 #[derive(Debug, Clone, PartialEq)]
@@ -222,6 +243,60 @@ impl Workload {
         Ok(Workload::TxnPut { keys, txn_ops })
     }
 
+    /// `txn-mixed`: reads of `[\0, end_key)` (`end_key` empty: every key),
+    /// at most `limit` keys each, and writes, `rw_ratio` reads per write.
+    ///
+    /// etcd's tool asks for the whole key space whatever `--end-key` says
+    /// (its prefix option overrides the range end); here `--end-key` bounds
+    /// the reads, and its empty default reads every key as etcd does.
+    pub fn txn_mixed(
+        keys: KeySpace,
+        rw_ratio: f64,
+        end_key: Vec<u8>,
+        consistency: Consistency,
+        limit: i64,
+    ) -> Result<Workload, WorkloadError> {
+        if !(rw_ratio.is_finite() && rw_ratio >= 0.0) {
+            return Err(WorkloadError::BadReadWriteRatio(rw_ratio.to_string()));
+        }
+        let range_end = if end_key.is_empty() { vec![0] } else { end_key };
+        Ok(Workload::TxnMixed {
+            keys,
+            read_probability: rw_ratio / (1.0 + rw_ratio),
+            read: RangeRequest {
+                key: vec![0],
+                range_end,
+                limit,
+                serializable: consistency == Consistency::Serializable,
+                ..RangeRequest::default()
+            },
+        })
+    }
+
+    /// Names of the report sections (also the JSON keys when there are
+    /// several).
+    pub fn sections(&self) -> &'static [&'static str] {
+        match self {
+            Workload::TxnMixed { .. } => READ_WRITE_SECTIONS,
+            _ => ONE_SECTION,
+        }
+    }
+
+    /// The section (an index into [`Workload::sections`]) `request` is
+    /// reported in.
+    pub fn section_of(&self, request: &Request) -> usize {
+        match (self, request) {
+            (Workload::TxnMixed { .. }, Request::Txn(txn)) => {
+                let reads = txn
+                    .success
+                    .iter()
+                    .all(|op| matches!(op.request, Some(request_op::Request::RequestRange(_))));
+                if reads { 0 } else { 1 }
+            }
+            _ => 0,
+        }
+    }
+
     /// The request of operation number `index` (0-based) of the run.
     pub fn request(&self, index: u64, rng: &mut SmallRng) -> Request {
         match self {
@@ -247,6 +322,21 @@ impl Workload {
                     .collect();
                 Request::Txn(TxnRequest {
                     success,
+                    ..TxnRequest::default()
+                })
+            }
+            Workload::TxnMixed {
+                keys,
+                read_probability,
+                read,
+            } => {
+                let op = if rng.random::<f64>() < *read_probability {
+                    request_op::Request::RequestRange(read.clone())
+                } else {
+                    request_op::Request::RequestPut(keys.put(index % keys.key_space_size))
+                };
+                Request::Txn(TxnRequest {
+                    success: vec![RequestOp { request: Some(op) }],
                     ..TxnRequest::default()
                 })
             }
@@ -389,6 +479,67 @@ mod tests {
             .collect();
         // Operation 1 with 3 ops per txn starts at key 3 and wraps at 5.
         assert_eq!(got, vec![keys.key(3), keys.key(4), keys.key(0)]);
+    }
+
+    #[test]
+    fn txn_mixed_splits_reads_and_writes_by_the_ratio() {
+        let keys = KeySpace::new(8, 4, 8, &mut rng()).expect("valid settings");
+        let workload =
+            Workload::txn_mixed(keys.clone(), 3.0, Vec::new(), Consistency::Serializable, 7)
+                .expect("valid settings");
+        assert_eq!(workload.sections(), &["read", "write"]);
+        let mut r = rng();
+        let mut per_section = [0u32; 2];
+        for i in 0..4000 {
+            let request = workload.request(i, &mut r);
+            let section = workload.section_of(&request);
+            per_section[section] += 1;
+            let Request::Txn(txn) = request else {
+                panic!("txn-mixed built another request");
+            };
+            assert_eq!(txn.success.len(), 1);
+            match &txn.success[0].request {
+                Some(request_op::Request::RequestRange(range)) => {
+                    assert_eq!(section, 0);
+                    assert_eq!(range.key, vec![0]);
+                    assert_eq!(range.range_end, vec![0], "no --end-key reads every key");
+                    assert_eq!(range.limit, 7);
+                    assert!(range.serializable);
+                }
+                Some(request_op::Request::RequestPut(put)) => {
+                    assert_eq!(section, 1);
+                    assert_eq!(put.key, keys.key(i % 4), "writes cycle through the keys");
+                }
+                other => panic!("txn-mixed op is {other:?}"),
+            }
+        }
+        // Three reads per write: about 3000 of 4000.
+        assert!((2800..3200).contains(&per_section[0]), "{per_section:?}");
+
+        let writes_only = Workload::txn_mixed(
+            keys.clone(),
+            0.0,
+            b"z".to_vec(),
+            Consistency::Linearizable,
+            1,
+        )
+        .expect("valid settings");
+        assert!((0..100).all(|i| {
+            let request = writes_only.request(i, &mut r);
+            writes_only.section_of(&request) == 1
+        }));
+        let Workload::TxnMixed { read, .. } = &writes_only else {
+            panic!("txn_mixed built {writes_only:?}");
+        };
+        assert_eq!(read.range_end, b"z", "--end-key bounds the reads");
+        assert!(!read.serializable);
+        assert_eq!(
+            Workload::txn_mixed(keys.clone(), -1.0, Vec::new(), Consistency::Linearizable, 1),
+            Err(WorkloadError::BadReadWriteRatio("-1".to_string()))
+        );
+        assert!(
+            Workload::txn_mixed(keys, f64::NAN, Vec::new(), Consistency::Linearizable, 1).is_err()
+        );
     }
 
     #[test]

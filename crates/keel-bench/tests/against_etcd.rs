@@ -2,7 +2,7 @@
 //! chosen by this test, data in a temp dir, the process killed by its pid at
 //! the end (also when the test fails).
 //!
-//! Skipped, with a note on stderr, when `/usr/bin/etcd` is absent.
+//! Fails, saying what to install, when `/usr/bin/etcd` is absent.
 
 use std::fs::File;
 use std::net::TcpListener;
@@ -136,8 +136,8 @@ fn assert_all_succeeded(summary: &serde_json::Value, total: u64) {
     assert!(summary["requests_per_sec"].as_f64().expect("a rate") > 0.0);
 }
 
-#[test]
-fn put_range_and_txn_put_against_etcd() {
+/// A fresh single-member etcd, ready for writes, and the temp dir holding it.
+fn ready_etcd() -> (Etcd, tempfile::TempDir) {
     assert!(
         Path::new(ETCD).exists(),
         "{ETCD} is missing (scripts/install-deps installs etcd-server)"
@@ -145,6 +145,21 @@ fn put_range_and_txn_put_against_etcd() {
     let dir = tempfile::tempdir().expect("create a temp dir");
     let mut etcd = start_etcd(dir.path());
     wait_until_ready(&mut etcd, dir.path());
+    (etcd, dir)
+}
+
+fn sum_of_counts(summary: &serde_json::Value) -> u64 {
+    summary["histogram"]
+        .as_array()
+        .expect("a histogram")
+        .iter()
+        .map(|bucket| bucket["count"].as_u64().expect("a count"))
+        .sum()
+}
+
+#[test]
+fn put_range_and_txn_put_against_etcd() {
+    let (etcd, _dir) = ready_etcd();
     let endpoints = etcd.client_url.clone();
 
     // put, etcd's text layout.
@@ -239,4 +254,141 @@ fn put_range_and_txn_put_against_etcd() {
         "{}",
         String::from_utf8_lossy(&refused.stderr)
     );
+}
+
+#[test]
+fn txn_mixed_and_lease_keepalive_against_etcd() {
+    let (etcd, _dir) = ready_etcd();
+    let endpoints = etcd.client_url.clone();
+
+    // txn-mixed: reads and writes, reported apart, together --total.
+    let mixed = bench(&[
+        "--endpoints",
+        &endpoints,
+        "--total=300",
+        "--clients=4",
+        "--json",
+        "txn-mixed",
+        "--rw-ratio=2",
+        "--key-space-size=100",
+        "--limit=10",
+    ]);
+    let mixed = json_summary(&mixed);
+    let reads = mixed["read"]["requests"].as_u64().expect("read requests");
+    let writes = mixed["write"]["requests"].as_u64().expect("write requests");
+    assert_eq!(reads + writes, 300, "{mixed}");
+    assert!(reads > writes, "two reads per write: {mixed}");
+    assert_eq!(mixed["read"]["errors"], 0, "{mixed}");
+    assert_eq!(mixed["write"]["errors"], 0, "{mixed}");
+    assert_eq!(sum_of_counts(&mixed["read"]), reads);
+
+    // Its text layout: etcd's first line and one heading per section.
+    let text = bench(&[
+        "--endpoints",
+        &endpoints,
+        "--total=50",
+        "txn-mixed",
+        "--consistency=s",
+        "--end-key=\u{7f}",
+    ]);
+    assert!(
+        text.status.success(),
+        "{}",
+        String::from_utf8_lossy(&text.stderr)
+    );
+    let text = String::from_utf8(text.stdout).expect("UTF-8 output");
+    assert!(
+        text.starts_with("bench with serializable range\nTotal Read Ops: "),
+        "{text}"
+    );
+    assert!(text.contains("\nTotal Write Ops: "), "{text}");
+    assert_eq!(text.matches("\nSummary:\n").count(), 2, "{text}");
+
+    // lease-keepalive: every round trip succeeds.
+    let keepalive = bench(&[
+        "--endpoints",
+        &endpoints,
+        "--total=200",
+        "--clients=4",
+        "--conns=2",
+        "--json",
+        "lease-keepalive",
+    ]);
+    assert_all_succeeded(&json_summary(&keepalive), 200);
+}
+
+#[test]
+fn watch_and_watch_latency_against_etcd() {
+    let (etcd, _dir) = ready_etcd();
+    let endpoints = etcd.client_url.clone();
+
+    // watch: 3 streams x 4 watchers on 2 keys, 10 puts alternating between
+    // the keys: each put reaches the 6 watchers of its key.
+    let watch = bench(&[
+        "--endpoints",
+        &endpoints,
+        "--clients=2",
+        "--json",
+        "watch",
+        "--streams=3",
+        "--watch-per-stream=4",
+        "--watched-key-total=2",
+        "--key-space-size=2",
+        "--sequential-keys",
+        "--put-total=10",
+    ]);
+    let watch = json_summary(&watch);
+    assert_eq!(watch["creation"]["requests"], 12, "{watch}");
+    assert_eq!(watch["creation"]["errors"], 0, "{watch}");
+    assert_eq!(watch["events"]["requests"], 60, "{watch}");
+    assert_eq!(watch["events"]["errors"], 0, "{watch}");
+    assert_eq!(sum_of_counts(&watch["events"]), 60);
+
+    // watch-latency on a prefix with prev_kv: every watcher sees every put.
+    let latency = bench(&[
+        "--endpoints",
+        &endpoints,
+        "--conns=2",
+        "--clients=2",
+        "--json",
+        "watch-latency",
+        "--streams=4",
+        "--watchers-per-stream=5",
+        "--put-total=20",
+        "--put-rate=200",
+        "--prefix",
+        "--prevkv",
+    ]);
+    let latency = json_summary(&latency);
+    assert_all_succeeded(&latency["put"], 20);
+    assert_all_succeeded(&latency["events"], 400);
+
+    // Text layout, and the idle hold announced on stderr.
+    let text = bench(&[
+        "--endpoints",
+        &endpoints,
+        "watch",
+        "--streams=2",
+        "--watch-per-stream=2",
+        "--put-total=3",
+        "--idle-hold=100ms",
+    ]);
+    assert!(
+        text.status.success(),
+        "{}",
+        String::from_utf8_lossy(&text.stderr)
+    );
+    assert!(
+        String::from_utf8_lossy(&text.stderr).contains("holding 4 idle watchers for 100ms"),
+        "{}",
+        String::from_utf8_lossy(&text.stderr)
+    );
+    let text = String::from_utf8(text.stdout).expect("UTF-8 output");
+    let creation = text
+        .find("Watch creation summary:\n\nSummary:")
+        .expect("creation heading");
+    let events = text
+        .find("Watch events received summary:\n\nSummary:")
+        .expect("events heading");
+    assert!(creation < events, "{text}");
 }
