@@ -18,6 +18,8 @@ pub(crate) enum Applied {
     Txn(keel_mvcc::TxnResponse),
     Compact(keel_mvcc::CompactResponse),
     Published,
+    /// A v2 request: the v2 store's answer (see [`crate::v2`]).
+    V2(crate::v2::V2Outcome),
 }
 
 /// What a waiter receives: the result, or the client error the request ended with.
@@ -65,6 +67,11 @@ pub(crate) fn apply_request(
         }
         Request::Txn(r) => Applied::Txn(store.txn(at, &convert::txn_request(&r))?),
         Request::Compaction(r) => Applied::Compact(store.compact(at, r.revision)?),
+        // The v2 store is applied by the node loop; the backend only records the entry.
+        Request::V2(_) => {
+            store.apply_noop(at)?;
+            Applied::V2(Ok(None))
+        }
         Request::Publish(attrs) => {
             publish(membership, attrs);
             store.set_membership(at, &membership.encode())?;

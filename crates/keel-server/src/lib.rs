@@ -75,6 +75,7 @@ pub mod membership;
 mod node;
 mod storage;
 mod transport;
+mod v2;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -214,7 +215,7 @@ fn bootstrap(
     };
     let snapshot = storage::bootstrap_snapshot(
         membership.members.keys().copied().collect(),
-        membership.encode(),
+        v2::encode_snapshot_data(membership.encode(), &v2::bootstrap_store(&membership)),
     );
     DiskLog::create(wal_dir, snap_dir, identity, &snapshot)?;
     tracing::info!(
@@ -252,8 +253,15 @@ impl Server {
                 source,
             }
         })?;
+        let snapshot_data =
+            v2::decode_snapshot_data(&recovered.snapshot.data).map_err(|reason| {
+                ServerError::BadSnapshot {
+                    dir: snap_dir.clone(),
+                    reason,
+                }
+            })?;
         let membership = if store.membership().is_empty() {
-            Membership::decode(&recovered.snapshot.data).map_err(|reason| {
+            Membership::decode(&snapshot_data.membership).map_err(|reason| {
                 ServerError::Membership {
                     path: snap_dir.clone(),
                     reason,
@@ -299,6 +307,12 @@ impl Server {
         let client_addrs = local_addrs(&client_listeners)?;
         let peer_addrs = local_addrs(&peer_listeners)?;
 
+        let v2_state =
+            v2::V2State::from_snapshot(&recovered.snapshot.data, recovered.snapshot.metadata.index)
+                .map_err(|reason| ServerError::BadSnapshot {
+                    dir: snap_dir.clone(),
+                    reason,
+                })?;
         let shared = Arc::new(Shared {
             member_id,
             cluster_id,
@@ -309,6 +323,7 @@ impl Server {
             is_learner: AtomicBool::new(false),
             store: std::sync::RwLock::new(store),
             membership: std::sync::RwLock::new(membership.clone()),
+            v2: std::sync::RwLock::new(v2_state),
         });
         let (node_tx, node_rx) = mpsc::channel(node::NODE_INPUT_CAPACITY);
         let (client_stop, client_stop_rx) = watch::channel(false);
@@ -403,6 +418,11 @@ impl Server {
         let max_decoding = usize::try_from(config.max_request_bytes)
             .unwrap_or(usize::MAX)
             .saturating_add(api::GRPC_OVERHEAD_BYTES);
+        let v2_backend: Arc<dyn keel_v2http::V2Backend> =
+            Arc::new(v2::V2Server::new(Arc::clone(&core), config.name.clone()));
+        if config.enable_v2 {
+            background.push(tokio::spawn(v2::sync_loop(Arc::clone(&core))));
+        }
         let mut client_tasks = Vec::new();
         for listener in client_listeners {
             let grpc = tonic::service::Routes::new(
@@ -421,6 +441,11 @@ impl Server {
                     get(move || api::health(Arc::clone(&health_core))),
                 )
                 .route("/version", get(api::version))
+                .merge(if config.enable_v2 {
+                    keel_v2http::router(Arc::clone(&v2_backend))
+                } else {
+                    keel_v2http::disabled_router()
+                })
                 .merge(grpc);
             let stop = wait_true(client_stop_rx.clone());
             let listener = authority::ClientListener(listener);
