@@ -40,8 +40,11 @@
 //! `<data-dir>/member/wal/*.wal` (keel-wal's format; the metadata record is this
 //! member's id then the cluster id, each u64 big endian, 16 bytes),
 //! `<data-dir>/member/snap/{term:016x}-{index:016x}.snap` (keel-wal's snapshot file; the
-//! payload is a `keelpb.SnapshotFile`: the Raft snapshot metadata with the membership
-//! record, `keelpb.Membership` version 1, as data), `<data-dir>/member/snap/db` (the
+//! payload is a `keelpb.SnapshotFile`: the Raft snapshot metadata and, as data, a
+//! `keelpb.SnapshotData` version 2: the membership record, `keelpb.Membership` version
+//! 1, and the v2 store's JSON at the snapshot's index; data written before the v2 store
+//! was replicated is the membership record alone, see [`v2`](crate)),
+//! `<data-dir>/member/snap/db` (the
 //! keel-mvcc backend, which also holds the membership record). A new member writes the
 //! snapshot at index 0 (the initial membership, every initial member a voter) and then
 //! creates the WAL: a data directory with a WAL is bootstrapped, and a restart ignores
@@ -54,7 +57,12 @@
 //!
 //! On every `listen_client_addrs` listener, gRPC (h2c) and HTTP/1.1 share the port:
 //! `etcdserverpb.KV` (Range, Put, DeleteRange, Txn, Compact), `Maintenance` (Status,
-//! Hash, HashKV), `Cluster` (MemberList), `GET /health` and `GET /version`. Every other
+//! Hash, HashKV), `Cluster` (MemberList), `GET /health`, `GET /version` and, unless
+//! `--enable-v2=false`, etcd's v2 HTTP API (`/v2/keys`, `/v2/members`, `/v2/machines`,
+//! `/v2/stats/{self,leader,store}`; keel-v2http's router over the replicated v2 store,
+//! see `v2.rs`: v2 writes and quorum reads are Raft proposals, the leader proposes
+//! etcd's SYNC every 500 ms while a v2 key has a TTL, and the v2 store lives in memory,
+//! rebuilt on restart from the snapshot plus every later WAL entry). Every other
 //! etcd service or method answers gRPC `Unimplemented`. Client connections pass through
 //! an HTTP/2 header rewrite that accepts etcdctl 3.4's `http://host:port` authorities,
 //! which the `h2` crate would otherwise reject.

@@ -137,7 +137,7 @@ impl RaftBase {
         let got_term = got.get("x-raft-term").cloned().unwrap_or_default();
         let (rec0, got0, term0) = self
             .0
-            .get_or_insert_with(|| (rec_index, got_index, got_term))
+            .get_or_insert((rec_index, got_index, got_term))
             .clone();
         want.insert(
             "x-raft-index".to_string(),
