@@ -428,9 +428,9 @@ impl Server {
             .saturating_add(api::GRPC_OVERHEAD_BYTES);
         let v2_backend: Arc<dyn keel_v2http::V2Backend> =
             Arc::new(v2::V2Server::new(Arc::clone(&core), config.name.clone()));
-        if config.enable_v2 {
-            background.push(tokio::spawn(v2::sync_loop(Arc::clone(&core))));
-        }
+        // As etcd, TTL keys expire whether or not v2 is served (they may predate
+        // `--enable-v2=false`).
+        background.push(tokio::spawn(v2::sync_loop(Arc::clone(&core))));
         let mut client_tasks = Vec::new();
         for listener in client_listeners {
             let grpc = tonic::service::Routes::new(
