@@ -77,7 +77,9 @@ fn follow(c: &Cluster, i: usize, from: u64, mut stop: impl FnMut(&Seen) -> bool)
 #[test]
 fn ttl_keys_expire_exactly_once_across_a_leader_kill() {
     let mut c = Cluster::start(Impl::Keel, &member_specs(3), &[]);
-    let leader = c.leader(WAIT).expect("a leader");
+    let leader = c
+        .leader(WAIT)
+        .unwrap_or_else(|| panic!("no agreed leader\n{}", c.logs()));
     let (watcher, other) = ((leader + 1) % 3, (leader + 2) % 3);
 
     // Two keys expire before the kill (through the first leader's SYNC), four after
@@ -142,18 +144,19 @@ fn ttl_keys_expire_exactly_once_across_a_leader_kill() {
 #[test]
 fn a_follower_watcher_gets_its_event_across_a_leader_change() {
     let mut c = Cluster::start(Impl::Keel, &member_specs(3), &[]);
-    let leader = c.leader(WAIT).expect("a leader");
+    let leader = c
+        .leader(WAIT)
+        .unwrap_or_else(|| panic!("no agreed leader\n{}", c.logs()));
     let (watcher, writer) = ((leader + 1) % 3, (leader + 2) % 3);
-    write(&c, writer, "/v2/keys/lc", "value=before");
+    let before = write(&c, writer, "/v2/keys/lc", "value=before");
+    let before_index = json(&before)["node"]["modifiedIndex"]
+        .as_u64()
+        .expect("index");
 
-    let mut watch = HttpConn::open(
-        &c.endpoint(watcher),
-        "GET",
-        "/v2/keys/lc?wait=true",
-        "",
-        WAIT,
-    )
-    .expect("open the watch");
+    // The watcher may not have applied "before" yet: it waits for the next index.
+    let path = format!("/v2/keys/lc?wait=true&waitIndex={}", before_index + 1);
+    let mut watch =
+        HttpConn::open(&c.endpoint(watcher), "GET", &path, "", WAIT).expect("open the watch");
     assert_eq!(watch.head.status, 200, "{:?}", watch.head);
     c.kill(leader);
     let new_leader = c.leader(WAIT).expect("a new leader");
