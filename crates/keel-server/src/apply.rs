@@ -28,6 +28,8 @@ pub(crate) enum Applied {
         revision: i64,
     },
     LeaseCheckpoint,
+    /// A v2 request: the v2 store's answer (see [`crate::v2`]).
+    V2(crate::v2::V2Outcome),
 }
 
 /// What a waiter receives: the result, or the client error the request ended with.
@@ -91,6 +93,11 @@ pub(crate) fn apply_request(
             lease::apply(store, leases, at, r)?
         }
         Request::Compaction(r) => Applied::Compact(store.compact(at, r.revision)?),
+        // The v2 store is applied by the node loop; the backend only records the entry.
+        Request::V2(_) => {
+            store.apply_noop(at)?;
+            Applied::V2(Ok(None))
+        }
         Request::Publish(attrs) => {
             publish(membership, attrs);
             store.set_membership(at, &membership.encode())?;

@@ -79,6 +79,9 @@ pub struct ServerConfig {
     /// `--quota-backend-bytes`: the backend size at which writes raise a NOSPACE alarm;
     /// 0 means [`DEFAULT_QUOTA_BACKEND_BYTES`].
     pub quota_backend_bytes: u64,
+    /// `--enable-v2`: serve the v2 keys API (`/v2/...`) on the client port. Keel's default
+    /// is `true` (etcd 3.4's is `false`); with `false`, `/v2/...` answers 404 as etcd does.
+    pub enable_v2: bool,
 }
 
 /// A setting that cannot work; the message is etcd's where etcd has one.
@@ -119,6 +122,7 @@ impl ServerConfig {
             max_request_bytes: DEFAULT_MAX_REQUEST_BYTES,
             max_txn_ops: DEFAULT_MAX_TXN_OPS,
             quota_backend_bytes: 0,
+            enable_v2: true,
         }
     }
 

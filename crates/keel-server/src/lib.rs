@@ -40,8 +40,11 @@
 //! `<data-dir>/member/wal/*.wal` (keel-wal's format; the metadata record is this
 //! member's id then the cluster id, each u64 big endian, 16 bytes),
 //! `<data-dir>/member/snap/{term:016x}-{index:016x}.snap` (keel-wal's snapshot file; the
-//! payload is a `keelpb.SnapshotFile`: the Raft snapshot metadata with the membership
-//! record, `keelpb.Membership` version 1, as data), `<data-dir>/member/snap/db` (the
+//! payload is a `keelpb.SnapshotFile`: the Raft snapshot metadata and, as data, a
+//! `keelpb.SnapshotData` version 2: the membership record, `keelpb.Membership` version
+//! 1, and the v2 store's JSON at the snapshot's index; data written before the v2 store
+//! was replicated is the membership record alone, see [`v2`](crate)),
+//! `<data-dir>/member/snap/db` (the
 //! keel-mvcc backend, which also holds the membership record). A new member writes the
 //! snapshot at index 0 (the initial membership, every initial member a voter) and then
 //! creates the WAL: a data directory with a WAL is bootstrapped, and a restart ignores
@@ -56,9 +59,14 @@
 //! `etcdserverpb.KV` (Range, Put, DeleteRange, Txn, Compact), `Lease` (LeaseGrant,
 //! LeaseRevoke, LeaseKeepAlive, LeaseTimeToLive, LeaseLeases; see [`lease`](crate) for
 //! how the lessor is driven and the remaining-TTL bound across leader changes),
-//! `Maintenance` (Status, Hash, HashKV), `Cluster` (MemberList), `GET /health` and
+//! `Maintenance` (Status, Hash, HashKV), `Cluster` (MemberList), `GET /health`,
 //! `GET /version`; with the `failpoints` feature also `/debug/failpoints`
-//! ([`failpoints`]). Every other
+//! ([`failpoints`]); and, unless
+//! `--enable-v2=false`, etcd's v2 HTTP API (`/v2/keys`, `/v2/members`, `/v2/machines`,
+//! `/v2/stats/{self,leader,store}`; keel-v2http's router over the replicated v2 store,
+//! see `v2.rs`: v2 writes and quorum reads are Raft proposals, the leader proposes
+//! etcd's SYNC every 500 ms while a v2 key has a TTL, and the v2 store lives in memory,
+//! rebuilt on restart from the snapshot plus every later WAL entry). Every other
 //! etcd service or method answers gRPC `Unimplemented`. Client connections pass through
 //! an HTTP/2 header rewrite that accepts etcdctl 3.4's `http://host:port` authorities,
 //! which the `h2` crate would otherwise reject.
@@ -93,6 +101,7 @@ pub mod membership;
 mod node;
 mod storage;
 mod transport;
+mod v2;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -233,7 +242,7 @@ fn bootstrap(
     };
     let snapshot = storage::bootstrap_snapshot(
         membership.members.keys().copied().collect(),
-        membership.encode(),
+        v2::encode_snapshot_data(membership.encode(), &v2::bootstrap_store(&membership)),
     );
     DiskLog::create(wal_dir, snap_dir, identity, &snapshot)?;
     tracing::info!(
@@ -271,8 +280,15 @@ impl Server {
                 source,
             }
         })?;
+        let snapshot_data =
+            v2::decode_snapshot_data(&recovered.snapshot.data).map_err(|reason| {
+                ServerError::BadSnapshot {
+                    dir: snap_dir.clone(),
+                    reason,
+                }
+            })?;
         let membership = if store.membership().is_empty() {
-            Membership::decode(&recovered.snapshot.data).map_err(|reason| {
+            Membership::decode(&snapshot_data.membership).map_err(|reason| {
                 ServerError::Membership {
                     path: snap_dir.clone(),
                     reason,
@@ -329,6 +345,12 @@ impl Server {
         let client_addrs = local_addrs(&client_listeners)?;
         let peer_addrs = local_addrs(&peer_listeners)?;
 
+        let v2_state =
+            v2::V2State::from_snapshot(&recovered.snapshot.data, recovered.snapshot.metadata.index)
+                .map_err(|reason| ServerError::BadSnapshot {
+                    dir: snap_dir.clone(),
+                    reason,
+                })?;
         let shared = Arc::new(Shared {
             member_id,
             cluster_id,
@@ -340,6 +362,7 @@ impl Server {
             store: std::sync::RwLock::new(store),
             membership: std::sync::RwLock::new(membership.clone()),
             leases,
+            v2: std::sync::RwLock::new(v2_state),
         });
         let (node_tx, node_rx) = mpsc::channel(node::NODE_INPUT_CAPACITY);
         let (client_stop, client_stop_rx) = watch::channel(false);
@@ -438,6 +461,11 @@ impl Server {
         let max_decoding = usize::try_from(config.max_request_bytes)
             .unwrap_or(usize::MAX)
             .saturating_add(api::GRPC_OVERHEAD_BYTES);
+        let v2_backend: Arc<dyn keel_v2http::V2Backend> =
+            Arc::new(v2::V2Server::new(Arc::clone(&core), config.name.clone()));
+        // As etcd, TTL keys expire whether or not v2 is served (they may predate
+        // `--enable-v2=false`).
+        background.push(tokio::spawn(v2::sync_loop(Arc::clone(&core))));
         let mut client_tasks = Vec::new();
         for listener in client_listeners {
             let grpc = tonic::service::Routes::new(
@@ -458,6 +486,11 @@ impl Server {
                 )
                 .route("/version", get(api::version))
                 .merge(failpoints::router())
+                .merge(if config.enable_v2 {
+                    keel_v2http::router(Arc::clone(&v2_backend))
+                } else {
+                    keel_v2http::disabled_router()
+                })
                 .merge(grpc);
             let stop = wait_true(client_stop_rx.clone());
             let listener = authority::ClientListener(listener);

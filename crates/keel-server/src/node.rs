@@ -61,6 +61,8 @@ pub(crate) struct Shared {
     pub store: RwLock<Store>,
     pub membership: RwLock<Membership>,
     pub leases: crate::lease::Leases,
+    /// The v2 store, applied by the node loop like `store` (std lock for the same reason).
+    pub v2: RwLock<crate::v2::V2State>,
 }
 
 impl Shared {
@@ -497,6 +499,7 @@ impl Node {
                 .storage_mut()
                 .apply_snapshot(snapshot.clone())
                 .expect("raft hands out only snapshots newer than the log's");
+            self.restore_v2(snapshot)?;
             self.applied = self.applied.max(snapshot.metadata.index);
             self.snapshot_index = snapshot.metadata.index;
             self.shared
@@ -536,6 +539,7 @@ impl Node {
         }
         let shared = Arc::clone(&self.shared);
         let mut store = shared.store.write().expect("store lock poisoned");
+        let mut v2 = shared.v2.write().expect("v2 store lock poisoned");
         for e in entries {
             assert!(
                 e.index == self.applied + 1 || e.index <= self.applied,
@@ -543,13 +547,24 @@ impl Node {
                 e.index,
                 self.applied
             );
-            if e.index <= store.consistent_index() {
+            // The backend skips what it already holds; the v2 store, rebuilt from the
+            // snapshot at each start, takes every entry after the one it reflects.
+            let v3_due = e.index > store.consistent_index();
+            let v2_due = e.index > v2.applied;
+            if !v3_due && !v2_due {
                 self.applied = self.applied.max(e.index);
                 continue;
             }
             fail_point!("apply_before_consistent_index");
+            if v2_due {
+                v2.applied = e.index;
+            }
             let at = ApplyIndex::new(e.index, e.term);
             let (id, result) = match e.kind {
+                _ if !v3_due && e.kind != EntryKind::Normal => {
+                    self.applied = self.applied.max(e.index);
+                    continue;
+                }
                 EntryKind::ConfChange => {
                     let cc = ConfChange::decode(&e.data).map_err(|err| {
                         ServerError::NodeFailed(format!("entry {}: {err}", e.index))
@@ -569,16 +584,22 @@ impl Node {
                         ),
                     )
                 }
-                EntryKind::Normal if e.data.is_empty() => (
-                    None,
-                    apply::apply_request(
-                        &mut store,
-                        &mut self.membership,
-                        &shared.leases,
-                        at,
+                EntryKind::Normal if e.data.is_empty() => {
+                    if !v3_due {
+                        self.applied = self.applied.max(e.index);
+                        continue;
+                    }
+                    (
                         None,
-                    ),
-                ),
+                        apply::apply_request(
+                            &mut store,
+                            &mut self.membership,
+                            &shared.leases,
+                            at,
+                            None,
+                        ),
+                    )
+                }
                 EntryKind::Normal => {
                     let req =
                         keelpb::InternalRequest::decode(e.data.as_slice()).map_err(|err| {
@@ -591,6 +612,15 @@ impl Node {
                         req.request,
                         Some(keelpb::internal_request::Request::Publish(_))
                     );
+                    let v2_outcome = if v2_due {
+                        crate::v2::apply_entry(&mut v2.store, req.request.as_ref())
+                    } else {
+                        None
+                    };
+                    if !v3_due {
+                        self.applied = self.applied.max(e.index);
+                        continue;
+                    }
                     let result = apply::apply_request(
                         &mut store,
                         &mut self.membership,
@@ -598,6 +628,10 @@ impl Node {
                         at,
                         req.request,
                     );
+                    let result = match (result, v2_outcome) {
+                        (Ok(_), Some(outcome)) => Ok(apply::Applied::V2(outcome)),
+                        (result, _) => result,
+                    };
                     if published {
                         *self
                             .shared
@@ -637,6 +671,28 @@ impl Node {
         Ok(())
     }
 
+    /// A snapshot from the leader: the v2 store it carries replaces ours when it is
+    /// ahead (the entries it covers will not be applied here).
+    fn restore_v2(&mut self, snapshot: &keel_raft::Snapshot) -> Result<(), ServerError> {
+        let index = snapshot.metadata.index;
+        let mut v2 = self.shared.v2.write().expect("v2 store lock poisoned");
+        if index <= v2.applied {
+            return Ok(());
+        }
+        *v2 = crate::v2::V2State::from_snapshot(&snapshot.data, index).map_err(|reason| {
+            ServerError::BadSnapshot {
+                dir: self.settings.snap_dir.clone(),
+                reason,
+            }
+        })?;
+        tracing::info!(
+            index,
+            v2_index = v2.store.index(),
+            "restored the v2 store from a snapshot"
+        );
+        Ok(())
+    }
+
     /// etcd's `triggerSnapshot`: after `snapshot_count` applied entries, a Raft snapshot
     /// (metadata and membership; the backend, committed first, is the state), the
     /// in-memory log compacted keeping a tail, and WAL segments before it released.
@@ -653,10 +709,18 @@ impl Node {
                 return Err(ServerError::Backend { path, source });
             }
         }
+        let data = {
+            let v2 = self.shared.v2.read().expect("v2 store lock poisoned");
+            assert_eq!(
+                v2.applied, index,
+                "the v2 store reflects the applied index when a snapshot is taken"
+            );
+            crate::v2::encode_snapshot_data(self.membership.encode(), &v2.store)
+        };
         let snapshot = self
             .raw
             .storage_mut()
-            .create_snapshot(index, None, self.membership.encode())
+            .create_snapshot(index, None, data)
             .expect("the applied index is in the log and past the last snapshot");
         self.log.save_snapshot(&snapshot)?;
         self.snapshot_index = index;

@@ -39,7 +39,9 @@
 //! Testing: `fixtures.py` records etcd 3.4's answers to `tests/fixtures/requests.txt`
 //! (status, headers, bodies, long polls, streams); `tests/etcd_fixtures.rs` replays them
 //! against this router over TCP with a store-backed test double, and `tests/etcdctl.rs`
-//! runs Debian's `etcdctl` (v2) against both.
+//! runs Debian's `etcdctl` (v2) against both. The runner (`tests/common/replay.rs`) is
+//! also used by keel-server's `tests/v2.rs` to replay the fixtures against the real
+//! server.
 mod backend;
 pub mod cluster;
 pub mod keys;

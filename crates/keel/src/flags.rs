@@ -130,7 +130,7 @@ pub const FLAGS: &[FlagSpec] = &[
     flag(CLUSTERING, "pre-vote", "false", Bool, Unsupported, "Enable to run an additional Raft election phase."),
     flag(CLUSTERING, "auto-compaction-retention", "0", Value, Unsupported, "Auto compaction retention length. 0 means disable auto compaction."),
     flag(CLUSTERING, "auto-compaction-mode", "periodic", Value, Unsupported, "Interpret 'auto-compaction-retention' one of: periodic|revision."),
-    flag(CLUSTERING, "enable-v2", "false", Bool, Unsupported, "Accept etcd V2 client requests."),
+    flag(CLUSTERING, "enable-v2", "true", Bool, Supported, "Accept etcd V2 client requests."),
     flag(SECURITY, "cert-file", "", Value, Unsupported, "Path to the client server TLS cert file."),
     flag(SECURITY, "key-file", "", Value, Unsupported, "Path to the client server TLS key file."),
     flag(SECURITY, "client-cert-auth", "false", Bool, Unsupported, "Enable client cert authentication."),
@@ -871,6 +871,13 @@ fn build(given: &Given) -> Result<(ServerConfig, LogOptions), FlagError> {
         )?,
         max_txn_ops: u64_flag(given, "max-txn-ops", keel_server::DEFAULT_MAX_TXN_OPS)?,
         quota_backend_bytes,
+        // Keel serves v2 unless told not to (etcd 3.4 defaults to false; see docs/flags.md).
+        enable_v2: match given.get("enable-v2") {
+            None => true,
+            Some(value) => {
+                parse_bool(value).ok_or_else(|| given.invalid("enable-v2", "parse error"))?
+            }
+        },
     };
     validate(&config)?;
     Ok((config, log))
@@ -1214,8 +1221,8 @@ mod tests {
         }
         // Even a value equal to etcd's default is refused: nothing is silently dropped.
         assert_eq!(
-            parse(["--enable-v2=false"], &[]).expect_err("refused"),
-            FlagError::Unsupported("enable-v2".to_owned())
+            parse(["--pre-vote=false"], &[]).expect_err("refused"),
+            FlagError::Unsupported("pre-vote".to_owned())
         );
         assert!(
             count > 60,

@@ -91,7 +91,7 @@ fn unsupported_flags_are_refused_with_exit_one() {
     for args in [
         &["--auto-tls"][..],
         &["--cert-file", "/tmp/c.pem"][..],
-        &["-enable-v2=false"][..],
+        &["-pre-vote=false"][..],
         &["--auto-compaction-retention=1h"][..],
         &["--config-file=/etc/etcd.yml"][..],
         &["--proxy", "on"][..],

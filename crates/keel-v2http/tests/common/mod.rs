@@ -2,6 +2,8 @@
 //! minimal HTTP/1.1 client over raw TCP (so tests see the exact bytes on the wire).
 #![allow(dead_code)] // each test binary uses a different part of this module
 
+pub mod replay;
+
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;

@@ -480,3 +480,179 @@ pub fn tail(path: &Path, lines: usize) -> String {
     out.push('\n');
     out
 }
+
+/// Runs Debian's `etcdctl` with `ETCDCTL_API=2` against `endpoints` (full URLs).
+pub fn etcdctl_v2(endpoints: &str, args: &[&str]) -> Output {
+    let mut command = clean_command(ETCDCTL);
+    command
+        .env("ETCDCTL_API", "2")
+        .arg(format!("--endpoints={endpoints}"))
+        .args(args);
+    run_bounded(command, None, Duration::from_secs(20))
+}
+
+/// Runs a never-ending `etcdctl` v2 command (`watch --forever`, `exec-watch`) until it
+/// printed `lines` stdout lines (each awaited at most `timeout`), then kills it by pid.
+/// Returns the lines, or panics with what arrived.
+pub fn etcdctl_v2_lines(
+    endpoints: &str,
+    args: &[&str],
+    lines: usize,
+    timeout: Duration,
+) -> Vec<String> {
+    use std::io::BufRead;
+    let mut command = clean_command(ETCDCTL);
+    command
+        .env("ETCDCTL_API", "2")
+        .arg(format!("--endpoints={endpoints}"))
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null());
+    let mut child = command.spawn().expect("spawn etcdctl");
+    let stdout = child.stdout.take().expect("stdout was piped");
+    let (tx, rx) = std::sync::mpsc::sync_channel(64);
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stdout).lines() {
+            let Ok(line) = line else { break };
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let mut got = Vec::new();
+    for _ in 0..lines {
+        match rx.recv_timeout(timeout) {
+            Ok(line) => got.push(line),
+            Err(e) => {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!("etcdctl {args:?}: no line within {timeout:?} ({e}); got {got:?}");
+            }
+        }
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    got
+}
+
+/// One HTTP/1.1 answer read off the wire.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HttpAnswer {
+    /// Status code.
+    pub status: u16,
+    /// Lower-cased header names and values, in wire order.
+    pub headers: Vec<(String, String)>,
+    /// The body, de-chunked.
+    pub body: String,
+}
+
+impl HttpAnswer {
+    /// The first value of header `name` (lower case).
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// An HTTP/1.1 request on `127.0.0.1:port` whose answer is read as it comes (a v2 watch).
+pub struct HttpConn {
+    reader: std::io::BufReader<std::net::TcpStream>,
+    /// The answer's status and headers (the body is read with [`HttpConn::next_chunk`]).
+    pub head: HttpAnswer,
+}
+
+impl HttpConn {
+    /// Sends `method path` with `form` as an url-encoded body; reads status and headers.
+    /// Every read waits at most `timeout`.
+    pub fn open(
+        addr: &str,
+        method: &str,
+        path: &str,
+        form: &str,
+        timeout: Duration,
+    ) -> std::io::Result<HttpConn> {
+        use std::io::BufRead;
+        let stream = std::net::TcpStream::connect(addr)?;
+        stream.set_read_timeout(Some(timeout))?;
+        let mut request =
+            format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n");
+        if !form.is_empty() {
+            request.push_str("Content-Type: application/x-www-form-urlencoded\r\n");
+            request.push_str(&format!("Content-Length: {}\r\n", form.len()));
+        }
+        request.push_str("\r\n");
+        request.push_str(form);
+        (&stream).write_all(request.as_bytes())?;
+        let mut reader = std::io::BufReader::new(stream);
+        let mut line = String::new();
+        reader.read_line(&mut line)?;
+        let status = line
+            .split_whitespace()
+            .nth(1)
+            .and_then(|s| s.parse().ok())
+            .ok_or_else(|| std::io::Error::other(format!("bad status line {line:?}")))?;
+        let mut headers = Vec::new();
+        loop {
+            line.clear();
+            reader.read_line(&mut line)?;
+            let l = line.trim_end();
+            if l.is_empty() {
+                break;
+            }
+            if let Some((k, v)) = l.split_once(':') {
+                headers.push((k.to_ascii_lowercase(), v.trim().to_owned()));
+            }
+        }
+        Ok(HttpConn {
+            reader,
+            head: HttpAnswer {
+                status,
+                headers,
+                body: String::new(),
+            },
+        })
+    }
+
+    fn chunked(&self) -> bool {
+        self.head.header("transfer-encoding") == Some("chunked")
+    }
+
+    /// The next chunk of a chunked body; `None` at its end.
+    pub fn next_chunk(&mut self) -> std::io::Result<Option<String>> {
+        use std::io::{BufRead, Read};
+        let mut line = String::new();
+        self.reader.read_line(&mut line)?;
+        let size = usize::from_str_radix(line.trim(), 16)
+            .map_err(|e| std::io::Error::other(format!("chunk size {line:?}: {e}")))?;
+        let mut buf = vec![0; size + 2];
+        self.reader.read_exact(&mut buf)?;
+        if size == 0 {
+            return Ok(None);
+        }
+        buf.truncate(size);
+        Ok(Some(String::from_utf8_lossy(&buf).into_owned()))
+    }
+
+    /// Reads the whole answer.
+    pub fn finish(mut self) -> std::io::Result<HttpAnswer> {
+        use std::io::Read;
+        let mut body = String::new();
+        if self.chunked() {
+            while let Some(c) = self.next_chunk()? {
+                body.push_str(&c);
+            }
+        } else {
+            self.reader.read_to_string(&mut body)?;
+        }
+        self.head.body = body;
+        Ok(self.head)
+    }
+}
+
+/// One whole HTTP/1.1 request and answer (10 s bound on each read).
+pub fn http(addr: &str, method: &str, path: &str, form: &str) -> std::io::Result<HttpAnswer> {
+    HttpConn::open(addr, method, path, form, Duration::from_secs(10))?.finish()
+}
