@@ -64,7 +64,7 @@ impl Core {
         }
     }
 
-    fn header(&self, revision: i64) -> pb::ResponseHeader {
+    pub(crate) fn header(&self, revision: i64) -> pb::ResponseHeader {
         pb::ResponseHeader {
             cluster_id: self.shared.cluster_id,
             member_id: self.shared.member_id,

@@ -53,11 +53,31 @@
 //! # Client API served so far
 //!
 //! On every `listen_client_addrs` listener, gRPC (h2c) and HTTP/1.1 share the port:
-//! `etcdserverpb.KV` (Range, Put, DeleteRange, Txn, Compact), `Maintenance` (Status,
-//! Hash, HashKV), `Cluster` (MemberList), `GET /health` and `GET /version`. Every other
-//! etcd service or method answers gRPC `Unimplemented`. Client connections pass through
-//! an HTTP/2 header rewrite that accepts etcdctl 3.4's `http://host:port` authorities,
-//! which the `h2` crate would otherwise reject.
+//! `etcdserverpb.KV` (Range, Put, DeleteRange, Txn, Compact), `Watch` (below),
+//! `Maintenance` (Status, Hash, HashKV), `Cluster` (MemberList), `GET /health` and
+//! `GET /version`. Every other etcd service or method answers gRPC `Unimplemented`.
+//! Client connections pass through an HTTP/2 header rewrite that accepts etcdctl 3.4's
+//! `http://host:port` authorities, which the `h2` crate would otherwise reject.
+//!
+//! # Watch
+//!
+//! `Watch` follows etcd 3.4's `v3rpc/watch.go` over keel-mvcc's watchable store: many
+//! watchers per stream and many streams per connection; key, prefix and from-key
+//! ranges; start revisions in the past (caught up from the backend), `0` (the next
+//! revision) or the future; `NOPUT`/`NODELETE` filters; `prev_kv`; client-chosen ids
+//! (a taken one is refused with etcd's created-and-canceled response); `fragment`
+//! (responses of `--max-request-bytes` + 512 KiB or more are split); per-watcher
+//! `progress_notify` every `--experimental-watch-progress-notify-interval`; the
+//! stream-wide progress request (answered with watch id -1 once every watcher of the
+//! stream is synced, as etcd 3.5); a start revision below the compaction point gets the
+//! created response, then one with `compact_revision` set and `canceled`. Events come
+//! from this member's own apply, so a follower serves the same events as the leader,
+//! each revision's events in one response, in revision order, with no gap and no
+//! duplicate. The node loop drives `Store::sync_watchers` on every tick (etcd's 100 ms
+//! sync loop at the default heartbeat), which retries slow watchers and catches up
+//! unsynced ones a bounded chunk at a time; a stream that does not read never blocks
+//! writers or other streams (one task per stream, two bounded channels, see the
+//! `watch.rs`).
 //!
 //! # Peer protocol
 //!
@@ -75,6 +95,9 @@ pub mod membership;
 mod node;
 mod storage;
 mod transport;
+// Named apart from `tokio::sync::watch`, which this file uses.
+#[path = "watch.rs"]
+mod watch_service;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -85,6 +108,7 @@ use axum::routing::get;
 use keel_mvcc::{BatchConfig, Store};
 use keel_proto::etcdserverpb::{
     cluster_server::ClusterServer, kv_server::KvServer, maintenance_server::MaintenanceServer,
+    watch_server::WatchServer,
 };
 use keel_proto::keelpb::{self, raft_server::RaftServer};
 use keel_raft::RawNode;
@@ -95,7 +119,8 @@ pub use api::ETCD_VERSION;
 pub use config::{
     ClusterState, ConfigError, DEFAULT_ELECTION_TIMEOUT_MS, DEFAULT_HEARTBEAT_INTERVAL_MS,
     DEFAULT_MAX_REQUEST_BYTES, DEFAULT_MAX_TXN_OPS, DEFAULT_QUOTA_BACKEND_BYTES,
-    DEFAULT_SNAPSHOT_COUNT, InitialMember, MAX_ELECTION_TIMEOUT_MS, ServerConfig,
+    DEFAULT_SNAPSHOT_COUNT, DEFAULT_WATCH_PROGRESS_NOTIFY_INTERVAL, InitialMember,
+    MAX_ELECTION_TIMEOUT_MS, MIN_WATCH_PROGRESS_NOTIFY_INTERVAL, ServerConfig,
 };
 pub use errors::{ApiError, ServerError};
 
@@ -403,6 +428,10 @@ impl Server {
         let max_decoding = usize::try_from(config.max_request_bytes)
             .unwrap_or(usize::MAX)
             .saturating_add(api::GRPC_OVERHEAD_BYTES);
+        let watch_settings = watch_service::WatchSettings::new(
+            config.watch_progress_notify_interval,
+            config.max_request_bytes,
+        );
         let mut client_tasks = Vec::new();
         for listener in client_listeners {
             let grpc = tonic::service::Routes::new(
@@ -413,6 +442,14 @@ impl Server {
                 &core,
             ))))
             .add_service(ClusterServer::new(api::ClusterService(Arc::clone(&core))))
+            .add_service(
+                WatchServer::new(watch_service::WatchService::new(
+                    Arc::clone(&core),
+                    watch_settings.clone(),
+                    client_stop_rx.clone(),
+                ))
+                .max_decoding_message_size(max_decoding),
+            )
             .into_axum_router();
             let health_core = Arc::clone(&core);
             let app = axum::Router::new()
