@@ -414,8 +414,10 @@ impl WatchStream {
             *due = false;
         }
         let fragment = w.fragment;
+        // etcd's compaction notice carries no revision, so its header says 0.
+        let revision = if compacted { 0 } else { resp.revision };
         let out = pb::WatchResponse {
-            header: Some(self.core.header(resp.revision)),
+            header: Some(self.core.header(revision)),
             watch_id: id,
             canceled: compacted,
             compact_revision: resp.compact_revision,
