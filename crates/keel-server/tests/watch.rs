@@ -29,10 +29,25 @@ struct Stream {
 
 impl Stream {
     async fn open(c: &Cluster, i: usize) -> Stream {
-        let mut client = WatchClient::connect(c.endpoint(i))
+        let client = WatchClient::connect(c.endpoint(i)).await.expect("connect");
+        Stream::start(client).await
+    }
+
+    /// A stream whose HTTP/2 windows are the protocol's minimum (64 KiB), so a client
+    /// that does not read pushes back on the server after a few hundred small events.
+    async fn open_small_window(c: &Cluster, i: usize) -> Stream {
+        let channel = tonic::transport::Endpoint::from_shared(c.endpoint(i))
+            .expect("endpoint")
+            .initial_stream_window_size(65_535)
+            .initial_connection_window_size(65_535)
+            .connect()
             .await
-            .expect("connect")
-            .max_decoding_message_size(64 << 20);
+            .expect("connect");
+        Stream::start(WatchClient::new(channel)).await
+    }
+
+    async fn start(client: WatchClient<tonic::transport::Channel>) -> Stream {
+        let mut client = client.max_decoding_message_size(64 << 20);
         let (requests, rx) = mpsc::channel(64);
         let responses = client
             .watch(ReceiverStream::new(rx))
@@ -667,7 +682,7 @@ async fn slow_consumer_loses_nothing_and_blocks_nobody() {
     const PUTS: usize = 10_000;
     let c = single().await;
     let start = put_rev(&c, "marker", "0").await;
-    let mut slow = Stream::open(&c, 0).await;
+    let mut slow = Stream::open_small_window(&c, 0).await;
     slow.create(watch_prefix("s/")).await;
     let mut reader = Stream::open(&c, 0).await;
     reader.create(watch_prefix("s/")).await;
@@ -689,6 +704,48 @@ async fn slow_consumer_loses_nothing_and_blocks_nobody() {
         assert_eq!(got, revs, "every put once, in revision order");
     }
     assert_eq!(fast, slow_events);
+    slow.expect_quiet().await;
+    c.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn compaction_while_a_slow_watcher_lags_cancels_it_after_what_it_got() {
+    const PUTS: usize = 3_000;
+    let c = single().await;
+    let start = put_rev(&c, "marker", "0").await + 1;
+    let mut slow = Stream::open_small_window(&c, 0).await;
+    let id = slow.create(watch_prefix("c/")).await.watch_id;
+    let revs = put_many(&c, 0, "c/", PUTS, 16).await;
+    let last = *revs.last().expect("puts");
+    c.kv(0)
+        .await
+        .compact(CompactionRequest {
+            revision: last,
+            physical: true,
+        })
+        .await
+        .expect("compact");
+    // The stream was not read: the watcher is behind, and now below the compaction
+    // point. It gets what was already on its way, contiguous from the start, then the
+    // compaction notice.
+    let mut next = start;
+    let notice = loop {
+        let r = slow.next().await;
+        if r.canceled {
+            break r;
+        }
+        for e in &r.events {
+            assert_eq!(rev_of(e), next, "contiguous events before the notice");
+            next += 1;
+        }
+    };
+    assert_eq!(notice.watch_id, id);
+    assert_eq!(notice.compact_revision, last);
+    assert!(
+        next < last,
+        "the watcher was still behind: saw up to {}",
+        next - 1
+    );
     slow.expect_quiet().await;
     c.shutdown().await;
 }
