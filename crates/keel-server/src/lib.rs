@@ -76,8 +76,9 @@
 //! duplicate. The node loop drives `Store::sync_watchers` on every tick (etcd's 100 ms
 //! sync loop at the default heartbeat), which retries slow watchers and catches up
 //! unsynced ones a bounded chunk at a time; a stream that does not read never blocks
-//! writers or other streams (one task per stream, two bounded channels, see the
-//! `watch.rs`).
+//! writers or other streams (one task per stream, two bounded channels, see
+//! `watch.rs`). Streams that carry clientv3's `hasleader` metadata are refused, or
+//! ended, with "etcdserver: no leader" as etcd's stream interceptor does.
 //!
 //! # Peer protocol
 //!
@@ -431,6 +432,7 @@ impl Server {
         let watch_settings = watch_service::WatchSettings::new(
             config.watch_progress_notify_interval,
             config.max_request_bytes,
+            Duration::from_millis(config.election_timeout_ms),
         );
         let mut client_tasks = Vec::new();
         for listener in client_listeners {

@@ -24,6 +24,14 @@
 //! the WatchStream`); store ids are global. The task maps between them, and a response
 //! of a watcher cancelled by the client is dropped even if it was already queued.
 //!
+//! # Requiring a leader
+//!
+//! clientv3 (and so etcdctl) marks its watch streams with the `hasleader: true`
+//! metadata. As etcd's stream interceptor does, such a stream is refused with
+//! "etcdserver: no leader" when the member knows no leader, and an open one is ended
+//! with that error once the member has gone [`MAX_NO_LEADER_CHECKS`] election timeouts
+//! in a row without a leader, so the client moves to another member.
+//!
 //! # Progress
 //!
 //! A progress notice says "every event up to revision R was sent". It may only be
@@ -66,6 +74,12 @@ const AUTO_WATCH_ID: i64 = 0;
 const INVALID_WATCH_ID: i64 = -1;
 /// etcd's `mvcc.ErrWatcherDuplicateID`.
 const ERR_DUPLICATE_ID: &str = "mvcc: duplicate watch ID provided on the WatchStream";
+/// etcd's `maxNoLeaderCnt`: election timeouts without a leader before a stream that
+/// requires one is ended.
+const MAX_NO_LEADER_CHECKS: u32 = 3;
+/// etcd's `rpctypes.MetadataRequireLeaderKey` and the value that turns it on.
+const REQUIRE_LEADER_KEY: &str = "hasleader";
+const REQUIRE_LEADER_VALUE: &str = "true";
 /// etcd's `mvcc.ErrEmptyWatcherRange`.
 const ERR_EMPTY_RANGE: &str = "mvcc: watcher range is empty";
 
@@ -78,12 +92,18 @@ pub(crate) struct WatchSettings {
     /// A response of a `fragment` watcher at least this large is split (etcd:
     /// `--max-request-bytes` plus the gRPC overhead allowance).
     pub fragment_limit_bytes: usize,
+    /// How often a stream that requires a leader checks that there is one.
+    pub election_timeout: Duration,
 }
 
 impl WatchSettings {
     /// etcd's rules: a zero interval keeps the default, a short one is raised to the
     /// minimum.
-    pub(crate) fn new(progress_interval: Duration, max_request_bytes: u64) -> WatchSettings {
+    pub(crate) fn new(
+        progress_interval: Duration,
+        max_request_bytes: u64,
+        election_timeout: Duration,
+    ) -> WatchSettings {
         let progress_interval = if progress_interval.is_zero() {
             DEFAULT_WATCH_PROGRESS_NOTIFY_INTERVAL
         } else if progress_interval < MIN_WATCH_PROGRESS_NOTIFY_INTERVAL {
@@ -100,6 +120,7 @@ impl WatchSettings {
             fragment_limit_bytes: usize::try_from(max_request_bytes)
                 .unwrap_or(usize::MAX)
                 .saturating_add(GRPC_OVERHEAD_BYTES),
+            election_timeout,
         }
     }
 
@@ -143,6 +164,13 @@ impl pb::watch_server::Watch for WatchService {
         &self,
         request: tonic::Request<Streaming<pb::WatchRequest>>,
     ) -> Result<Response<Self::WatchStream>, Status> {
+        let require_leader = request
+            .metadata()
+            .get(REQUIRE_LEADER_KEY)
+            .is_some_and(|v| v.as_bytes() == REQUIRE_LEADER_VALUE.as_bytes());
+        if require_leader && self.core.shared.leader() == 0 {
+            return Err(ApiError::NoLeader.status());
+        }
         let inbound = request.into_inner();
         let (out, out_rx) = mpsc::channel(OUTGOING_CAPACITY);
         let (events_tx, events) = mpsc::channel(DEFAULT_WATCH_CHANNEL_CAPACITY);
@@ -156,6 +184,7 @@ impl pb::watch_server::Watch for WatchService {
             by_store_id: HashMap::new(),
             next_auto_id: 0,
             progress_all_deferred: false,
+            require_leader,
         };
         tokio::spawn(stream.run(inbound, self.stop.clone()));
         Ok(Response::new(ReceiverStream::new(out_rx)))
@@ -188,6 +217,7 @@ struct WatchStream {
     by_store_id: HashMap<WatchId, i64>,
     next_auto_id: i64,
     progress_all_deferred: bool,
+    require_leader: bool,
 }
 
 /// What woke the stream task.
@@ -196,6 +226,7 @@ enum Step {
     Event(WatchResponse),
     ProgressTick,
     RetryProgressAll,
+    LeaderCheck,
     Stop,
     ClientGone,
 }
@@ -212,6 +243,9 @@ impl WatchStream {
         progress.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut retry = tokio::time::interval(PROGRESS_RETRY_INTERVAL);
         retry.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut leader_check = tokio::time::interval(self.settings.election_timeout);
+        leader_check.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut no_leader_checks = 0;
         let mut inbound_open = true;
         loop {
             let step = tokio::select! {
@@ -219,6 +253,7 @@ impl WatchStream {
                 Some(resp) = self.events.recv() => Step::Event(resp),
                 _ = progress.tick() => Step::ProgressTick,
                 _ = retry.tick(), if self.progress_all_deferred => Step::RetryProgressAll,
+                _ = leader_check.tick(), if self.require_leader => Step::LeaderCheck,
                 _ = stop.wait_for(|stop| *stop) => Step::Stop,
                 () = self.out.closed() => Step::ClientGone,
             };
@@ -239,6 +274,19 @@ impl WatchStream {
                 },
                 Step::ProgressTick => self.progress_tick().await,
                 Step::RetryProgressAll => self.progress_all().await,
+                Step::LeaderCheck => {
+                    if self.core.shared.leader() == 0 {
+                        no_leader_checks += 1;
+                    } else {
+                        no_leader_checks = 0;
+                    }
+                    if no_leader_checks >= MAX_NO_LEADER_CHECKS {
+                        let _ = self.out.try_send(Err(ApiError::NoLeader.status()));
+                        Err(Closed)
+                    } else {
+                        Ok(())
+                    }
+                }
                 Step::Stop => {
                     let _ = self.out.try_send(Err(ApiError::Stopped.status()));
                     Err(Closed)
@@ -625,10 +673,10 @@ mod tests {
 
     #[test]
     fn settings_follow_etcd_bounds() {
-        let s = WatchSettings::new(Duration::ZERO, 10);
+        let s = WatchSettings::new(Duration::ZERO, 10, Duration::from_secs(1));
         assert_eq!(s.progress_interval, DEFAULT_WATCH_PROGRESS_NOTIFY_INTERVAL);
         assert_eq!(s.fragment_limit_bytes, 10 + GRPC_OVERHEAD_BYTES);
-        let s = WatchSettings::new(Duration::from_millis(1), 10);
+        let s = WatchSettings::new(Duration::from_millis(1), 10, Duration::from_secs(1));
         assert_eq!(s.progress_interval, MIN_WATCH_PROGRESS_NOTIFY_INTERVAL);
         let jittered = s.jittered_interval();
         assert!(jittered >= s.progress_interval);

@@ -30,7 +30,13 @@ struct Stream {
 impl Stream {
     async fn open(c: &Cluster, i: usize) -> Stream {
         let client = WatchClient::connect(c.endpoint(i)).await.expect("connect");
-        Stream::start(client).await
+        Stream::start(client, false).await.expect("watch stream")
+    }
+
+    /// A stream with clientv3's `hasleader: true` metadata, as etcdctl opens them.
+    async fn open_requiring_leader(c: &Cluster, i: usize) -> Result<Stream, tonic::Status> {
+        let client = WatchClient::connect(c.endpoint(i)).await.expect("connect");
+        Stream::start(client, true).await
     }
 
     /// A stream whose HTTP/2 windows are the protocol's minimum (64 KiB), so a client
@@ -43,21 +49,28 @@ impl Stream {
             .connect()
             .await
             .expect("connect");
-        Stream::start(WatchClient::new(channel)).await
-    }
-
-    async fn start(client: WatchClient<tonic::transport::Channel>) -> Stream {
-        let mut client = client.max_decoding_message_size(64 << 20);
-        let (requests, rx) = mpsc::channel(64);
-        let responses = client
-            .watch(ReceiverStream::new(rx))
+        Stream::start(WatchClient::new(channel), false)
             .await
             .expect("watch stream")
-            .into_inner();
-        Stream {
+    }
+
+    async fn start(
+        client: WatchClient<tonic::transport::Channel>,
+        require_leader: bool,
+    ) -> Result<Stream, tonic::Status> {
+        let mut client = client.max_decoding_message_size(64 << 20);
+        let (requests, rx) = mpsc::channel(64);
+        let mut request = tonic::Request::new(ReceiverStream::new(rx));
+        if require_leader {
+            request
+                .metadata_mut()
+                .insert("hasleader", "true".parse().expect("metadata value"));
+        }
+        let responses = client.watch(request).await?.into_inner();
+        Ok(Stream {
             requests,
             responses,
-        }
+        })
     }
 
     async fn send(&self, request: RequestUnion) {
@@ -652,6 +665,9 @@ async fn many_watchers_on_one_stream_each_see_their_key_once() {
 }
 
 /// Puts `n` keys `prefix{i}` from `writers` concurrent clients; returns the revisions.
+/// Values are 300 bytes: the `h2` client this test uses sends GOAWAY when too many
+/// DATA frames under 256 bytes sit unread in its buffers, which is exactly what a
+/// slow consumer of small events would otherwise accumulate.
 async fn put_many(c: &Cluster, member: usize, prefix: &str, n: usize, writers: usize) -> Vec<i64> {
     let mut tasks = Vec::new();
     for w in 0..writers {
@@ -661,7 +677,7 @@ async fn put_many(c: &Cluster, member: usize, prefix: &str, n: usize, writers: u
             let mut revs = Vec::new();
             for i in (w..n).step_by(writers) {
                 let r = kv
-                    .put(put(&format!("{prefix}{i:05}"), &format!("value-{i}")))
+                    .put(put(&format!("{prefix}{i:05}"), &format!("{i:0>300}")))
                     .await
                     .expect("put");
                 revs.push(r.into_inner().header.expect("header").revision);
@@ -774,6 +790,40 @@ async fn follower_streams_the_same_events_as_the_leader() {
     assert_eq!(from_leader.iter().map(rev_of).collect::<Vec<_>>(), revs);
     assert_eq!(from_follower, from_leader);
     on_follower.expect_quiet().await;
+    c.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn streams_requiring_a_leader_end_when_the_member_loses_it() {
+    let mut c = Cluster::start(3).await;
+    let leader = c.wait_leader().await;
+    let survivor = (leader + 1) % 3;
+    let mut s = Stream::open_requiring_leader(&c, survivor)
+        .await
+        .expect("a member with a leader takes the stream");
+    s.create(watch("k")).await;
+    let mut plain = Stream::open(&c, survivor).await;
+    plain.create(watch("k")).await;
+    for i in 0..3 {
+        if i != survivor {
+            c.stop(i).await;
+        }
+    }
+    // Three election timeouts without a leader end the stream that asked for one.
+    let status = match tokio::time::timeout(WAIT, s.responses.message()).await {
+        Ok(Err(status)) => status,
+        other => panic!("expected the stream to fail, got {other:?}"),
+    };
+    assert_eq!(status.code(), tonic::Code::Unavailable);
+    assert_eq!(status.message(), "etcdserver: no leader");
+    // A new one is refused at once; a stream that did not ask stays open.
+    let refused = Stream::open_requiring_leader(&c, survivor)
+        .await
+        .err()
+        .expect("no leader: refused");
+    assert_eq!(refused.message(), "etcdserver: no leader");
+    plain.expect_quiet().await;
+    plain.create(watch("still-open")).await;
     c.shutdown().await;
 }
 
