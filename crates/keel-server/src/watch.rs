@@ -185,8 +185,9 @@ impl pb::watch_server::Watch for WatchService {
             next_auto_id: 0,
             progress_all_deferred: false,
             require_leader,
+            stop: self.stop.clone(),
         };
-        tokio::spawn(stream.run(inbound, self.stop.clone()));
+        tokio::spawn(stream.run(inbound));
         Ok(Response::new(ReceiverStream::new(out_rx)))
     }
 }
@@ -218,6 +219,8 @@ struct WatchStream {
     next_auto_id: i64,
     progress_all_deferred: bool,
     require_leader: bool,
+    /// The server stopping; also ends a send blocked on a client that does not read.
+    stop: watch::Receiver<bool>,
 }
 
 /// What woke the stream task.
@@ -232,11 +235,7 @@ enum Step {
 }
 
 impl WatchStream {
-    async fn run(
-        mut self,
-        mut inbound: Streaming<pb::WatchRequest>,
-        mut stop: watch::Receiver<bool>,
-    ) {
+    async fn run(mut self, mut inbound: Streaming<pb::WatchRequest>) {
         let interval = self.settings.jittered_interval();
         let mut progress =
             tokio::time::interval_at(tokio::time::Instant::now() + interval, interval);
@@ -254,7 +253,7 @@ impl WatchStream {
                 _ = progress.tick() => Step::ProgressTick,
                 _ = retry.tick(), if self.progress_all_deferred => Step::RetryProgressAll,
                 _ = leader_check.tick(), if self.require_leader => Step::LeaderCheck,
-                _ = stop.wait_for(|stop| *stop) => Step::Stop,
+                _ = self.stop.wait_for(|stop| *stop) => Step::Stop,
                 () = self.out.closed() => Step::ClientGone,
             };
             let result = match step {
@@ -308,8 +307,11 @@ impl WatchStream {
         }
     }
 
-    async fn send(&self, resp: pb::WatchResponse) -> Result<(), Closed> {
-        self.out.send(Ok(resp)).await.map_err(|_| Closed)
+    async fn send(&mut self, resp: pb::WatchResponse) -> Result<(), Closed> {
+        tokio::select! {
+            sent = self.out.send(Ok(resp)) => sent.map_err(|_| Closed),
+            _ = self.stop.wait_for(|stop| *stop) => Err(Closed),
+        }
     }
 
     async fn on_request(&mut self, request: pb::WatchRequest) -> Result<(), Closed> {
