@@ -8,7 +8,9 @@
 //! serves local reads (`range`, `read_txn` for serializable read-only txns), hashes the
 //! keyspace (`hash`, `hash_kv`), writes and restores consistent backend copies
 //! (`snapshot`; `restore` into a new file, `restore_snapshot` in place for a follower)
-//! and feeds watchers (`watch`, `cancel_watch`, `sync_watchers`). Request and response
+//! and feeds watchers (`watch`, `cancel_watch`, `sync_watchers`, and
+//! `is_watcher_synced`, which tells the server when a progress notice may follow what a
+//! watcher's channel already holds). Request and response
 //! types mirror etcd's protos minus headers; the server maps between them.
 //!
 //! The store is single-owner: the server's apply loop holds it (it is `Send + Sync`)

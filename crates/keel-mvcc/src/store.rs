@@ -912,6 +912,13 @@ impl Store {
         self.watchers.cancel(id)
     }
 
+    /// Whether the watcher is synced: every revision up to the current one has been
+    /// offered to its channel, so a progress notice sent after what the channel holds
+    /// now cannot overtake an event (etcd answers progress requests only then).
+    pub fn is_watcher_synced(&self, id: WatchId) -> bool {
+        self.watchers.synced.contains(&id)
+    }
+
     /// Number of watchers in all groups.
     pub fn watcher_count(&self) -> usize {
         self.watchers.len()

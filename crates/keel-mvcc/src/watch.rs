@@ -168,6 +168,10 @@ impl SyncedGroup {
         self.watchers.len()
     }
 
+    pub(crate) fn contains(&self, id: &WatchId) -> bool {
+        self.watchers.contains_key(id)
+    }
+
     pub(crate) fn take_all(&mut self) -> BTreeMap<WatchId, Watcher> {
         self.by_key.clear();
         self.ranges.clear();

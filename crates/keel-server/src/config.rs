@@ -5,6 +5,7 @@
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::time::Duration;
 
 use url::Url;
 
@@ -20,6 +21,12 @@ pub const DEFAULT_MAX_REQUEST_BYTES: u64 = 1536 * 1024;
 pub const DEFAULT_MAX_TXN_OPS: u64 = 128;
 /// etcd's backend quota when `--quota-backend-bytes` is 0 (2 GiB).
 pub const DEFAULT_QUOTA_BACKEND_BYTES: u64 = 2 * 1024 * 1024 * 1024;
+
+/// etcd's `--experimental-watch-progress-notify-interval` default (10 minutes).
+pub const DEFAULT_WATCH_PROGRESS_NOTIFY_INTERVAL: Duration = Duration::from_secs(600);
+/// The shortest progress notification interval etcd honours; shorter ones are raised
+/// to it with a warning.
+pub const MIN_WATCH_PROGRESS_NOTIFY_INTERVAL: Duration = Duration::from_millis(100);
 
 /// etcd's upper bound on `--election-timeout`.
 pub const MAX_ELECTION_TIMEOUT_MS: u64 = 50_000;
@@ -82,6 +89,11 @@ pub struct ServerConfig {
     /// `--enable-v2`: serve the v2 keys API (`/v2/...`) on the client port. Keel's default
     /// is `true` (etcd 3.4's is `false`); with `false`, `/v2/...` answers 404 as etcd does.
     pub enable_v2: bool,
+    /// `--experimental-watch-progress-notify-interval`: how often a watcher created with
+    /// `progress_notify` gets an empty response carrying the current revision. Zero means
+    /// [`DEFAULT_WATCH_PROGRESS_NOTIFY_INTERVAL`]; below
+    /// [`MIN_WATCH_PROGRESS_NOTIFY_INTERVAL`] is raised to it, as etcd does.
+    pub watch_progress_notify_interval: Duration,
 }
 
 /// A setting that cannot work; the message is etcd's where etcd has one.
@@ -123,6 +135,7 @@ impl ServerConfig {
             max_txn_ops: DEFAULT_MAX_TXN_OPS,
             quota_backend_bytes: 0,
             enable_v2: true,
+            watch_progress_notify_interval: DEFAULT_WATCH_PROGRESS_NOTIFY_INTERVAL,
         }
     }
 

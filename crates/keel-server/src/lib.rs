@@ -56,11 +56,11 @@
 //! # Client API served so far
 //!
 //! On every `listen_client_addrs` listener, gRPC (h2c) and HTTP/1.1 share the port:
-//! `etcdserverpb.KV` (Range, Put, DeleteRange, Txn, Compact), `Lease` (LeaseGrant,
-//! LeaseRevoke, LeaseKeepAlive, LeaseTimeToLive, LeaseLeases; see [`lease`](crate) for
-//! how the lessor is driven and the remaining-TTL bound across leader changes),
-//! `Maintenance` (Status, Hash, HashKV), `Cluster` (MemberList), `GET /health`,
-//! `GET /version`; with the `failpoints` feature also `/debug/failpoints`
+//! `etcdserverpb.KV` (Range, Put, DeleteRange, Txn, Compact), `Watch` (below), `Lease`
+//! (LeaseGrant, LeaseRevoke, LeaseKeepAlive, LeaseTimeToLive, LeaseLeases; see
+//! [`lease`](crate) for how the lessor is driven and the remaining-TTL bound across
+//! leader changes), `Maintenance` (Status, Hash, HashKV), `Cluster` (MemberList),
+//! `GET /health`, `GET /version`; with the `failpoints` feature also `/debug/failpoints`
 //! ([`failpoints`]); and, unless
 //! `--enable-v2=false`, etcd's v2 HTTP API (`/v2/keys`, `/v2/members`, `/v2/machines`,
 //! `/v2/stats/{self,leader,store}`; keel-v2http's router over the replicated v2 store,
@@ -70,6 +70,27 @@
 //! etcd service or method answers gRPC `Unimplemented`. Client connections pass through
 //! an HTTP/2 header rewrite that accepts etcdctl 3.4's `http://host:port` authorities,
 //! which the `h2` crate would otherwise reject.
+//!
+//! # Watch
+//!
+//! `Watch` follows etcd 3.4's `v3rpc/watch.go` over keel-mvcc's watchable store: many
+//! watchers per stream and many streams per connection; key, prefix and from-key
+//! ranges; start revisions in the past (caught up from the backend), `0` (the next
+//! revision) or the future; `NOPUT`/`NODELETE` filters; `prev_kv`; client-chosen ids
+//! (a taken one is refused with etcd's created-and-canceled response); `fragment`
+//! (responses of `--max-request-bytes` + 512 KiB or more are split); per-watcher
+//! `progress_notify` every `--experimental-watch-progress-notify-interval`; the
+//! stream-wide progress request (answered with watch id -1 once every watcher of the
+//! stream is synced, as etcd 3.5); a start revision below the compaction point gets the
+//! created response, then one with `compact_revision` set and `canceled`. Events come
+//! from this member's own apply, so a follower serves the same events as the leader,
+//! each revision's events in one response, in revision order, with no gap and no
+//! duplicate. The node loop drives `Store::sync_watchers` on every tick (etcd's 100 ms
+//! sync loop at the default heartbeat), which retries slow watchers and catches up
+//! unsynced ones a bounded chunk at a time; a stream that does not read never blocks
+//! writers or other streams (one task per stream, two bounded channels, see
+//! `watch.rs`). Streams that carry clientv3's `hasleader` metadata are refused, or
+//! ended, with "etcdserver: no leader" as etcd's stream interceptor does.
 //!
 //! # Failpoints
 //!
@@ -102,6 +123,9 @@ mod node;
 mod storage;
 mod transport;
 mod v2;
+// Named apart from `tokio::sync::watch`, which this file uses.
+#[path = "watch.rs"]
+mod watch_service;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -112,7 +136,7 @@ use axum::routing::get;
 use keel_mvcc::{BatchConfig, Store};
 use keel_proto::etcdserverpb::{
     cluster_server::ClusterServer, kv_server::KvServer, lease_server::LeaseServer,
-    maintenance_server::MaintenanceServer,
+    maintenance_server::MaintenanceServer, watch_server::WatchServer,
 };
 use keel_proto::keelpb::{self, raft_server::RaftServer};
 use keel_raft::RawNode;
@@ -123,7 +147,8 @@ pub use api::ETCD_VERSION;
 pub use config::{
     ClusterState, ConfigError, DEFAULT_ELECTION_TIMEOUT_MS, DEFAULT_HEARTBEAT_INTERVAL_MS,
     DEFAULT_MAX_REQUEST_BYTES, DEFAULT_MAX_TXN_OPS, DEFAULT_QUOTA_BACKEND_BYTES,
-    DEFAULT_SNAPSHOT_COUNT, InitialMember, MAX_ELECTION_TIMEOUT_MS, ServerConfig,
+    DEFAULT_SNAPSHOT_COUNT, DEFAULT_WATCH_PROGRESS_NOTIFY_INTERVAL, InitialMember,
+    MAX_ELECTION_TIMEOUT_MS, MIN_WATCH_PROGRESS_NOTIFY_INTERVAL, ServerConfig,
 };
 pub use errors::{ApiError, ServerError};
 
@@ -466,6 +491,11 @@ impl Server {
         // As etcd, TTL keys expire whether or not v2 is served (they may predate
         // `--enable-v2=false`).
         background.push(tokio::spawn(v2::sync_loop(Arc::clone(&core))));
+        let watch_settings = watch_service::WatchSettings::new(
+            config.watch_progress_notify_interval,
+            config.max_request_bytes,
+            Duration::from_millis(config.election_timeout_ms),
+        );
         let mut client_tasks = Vec::new();
         for listener in client_listeners {
             let grpc = tonic::service::Routes::new(
@@ -477,6 +507,14 @@ impl Server {
             ))))
             .add_service(ClusterServer::new(api::ClusterService(Arc::clone(&core))))
             .add_service(LeaseServer::new(lease::LeaseService(Arc::clone(&core))))
+            .add_service(
+                WatchServer::new(watch_service::WatchService::new(
+                    Arc::clone(&core),
+                    watch_settings.clone(),
+                    client_stop_rx.clone(),
+                ))
+                .max_decoding_message_size(max_decoding),
+            )
             .into_axum_router();
             let health_core = Arc::clone(&core);
             let app = axum::Router::new()

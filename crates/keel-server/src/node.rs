@@ -422,6 +422,12 @@ impl Node {
             drop(store);
             return Err(self.backend_error(source));
         }
+        // etcd's syncWatchersLoop runs every 100 ms, the default tick: slow and
+        // catching-up watchers get their next bounded chunk here.
+        if let Err(source) = store.sync_watchers() {
+            drop(store);
+            return Err(self.backend_error(source));
+        }
         Ok(())
     }
 

@@ -172,7 +172,7 @@ pub const FLAGS: &[FlagSpec] = &[
     flag(EXPERIMENTAL, "experimental-enable-lease-checkpoint-persist", "false", Bool, Unsupported, "Enable persisting remainingTTL to prevent indefinite auto-renewal of long lived leases."),
     flag(EXPERIMENTAL, "experimental-compaction-batch-limit", "1000", Value, Unsupported, "ExperimentalCompactionBatchLimit sets the maximum revisions deleted in each compaction batch."),
     flag(EXPERIMENTAL, "experimental-peer-skip-client-san-verification", "false", Bool, Unsupported, "Skip verification of SAN field in client certificate for peer connections."),
-    flag(EXPERIMENTAL, "experimental-watch-progress-notify-interval", "10m", Value, Unsupported, "Duration of periodical watch progress notification."),
+    flag(EXPERIMENTAL, "experimental-watch-progress-notify-interval", "10m", Value, Supported, "Duration of periodical watch progress notification."),
     flag(EXPERIMENTAL, "experimental-warning-apply-duration", "100ms", Value, Unsupported, "Warning is generated if requests take more than this duration."),
     flag(UNSAFE, "force-new-cluster", "false", Bool, Unsupported, "Force to create a new one-member cluster."),
     flag(UNSAFE, "unsafe-no-fsync", "false", Bool, Unsupported, "Disables fsync, unsafe, will cause data loss."),
@@ -571,6 +571,92 @@ fn parse_u64(value: &str) -> Result<u64, &'static str> {
 }
 
 /// Go's `strconv.ParseInt(value, 0, 64)`.
+/// Go's `time.ParseDuration`: an optional sign, then one or more decimal numbers (with
+/// an optional fraction) each followed by a unit (`ns`, `us`, `µs`, `μs`, `ms`, `s`, `m`,
+/// `h`), e.g. `300ms`, `1.5h`, `2h45m`; a bare `0` is zero. Returns nanoseconds.
+fn parse_go_duration(value: &str) -> Result<i64, &'static str> {
+    const PARSE_ERROR: &str = "parse error";
+    let (negative, mut rest) = match value.strip_prefix('-') {
+        Some(rest) => (true, rest),
+        None => (false, value.strip_prefix('+').unwrap_or(value)),
+    };
+    if rest == "0" {
+        return Ok(0);
+    }
+    if rest.is_empty() {
+        return Err(PARSE_ERROR);
+    }
+    let mut total: u128 = 0;
+    while !rest.is_empty() {
+        let int_len = rest.bytes().take_while(u8::is_ascii_digit).count();
+        let (int_part, after) = rest.split_at(int_len);
+        let (frac_part, after) = match after.strip_prefix('.') {
+            Some(frac) => {
+                let frac_len = frac.bytes().take_while(u8::is_ascii_digit).count();
+                frac.split_at(frac_len)
+            }
+            None => ("", after),
+        };
+        if int_part.is_empty() && frac_part.is_empty() {
+            return Err(PARSE_ERROR);
+        }
+        let unit_len = after
+            .char_indices()
+            .find(|(_, c)| *c == '.' || c.is_ascii_digit())
+            .map_or(after.len(), |(i, _)| i);
+        let (unit, after) = after.split_at(unit_len);
+        let unit_nanos: u128 = match unit {
+            "ns" => 1,
+            "us" | "\u{b5}s" | "\u{3bc}s" => 1_000,
+            "ms" => 1_000_000,
+            "s" => 1_000_000_000,
+            "m" => 60_000_000_000,
+            "h" => 3_600_000_000_000,
+            _ => return Err(PARSE_ERROR),
+        };
+        let int: u128 = if int_part.is_empty() {
+            0
+        } else {
+            int_part.parse().map_err(|_| PARSE_ERROR)?
+        };
+        let mut nanos = int.checked_mul(unit_nanos).ok_or(PARSE_ERROR)?;
+        // The fraction, truncated to whole nanoseconds as Go does.
+        let mut scale = unit_nanos;
+        for digit in frac_part.bytes() {
+            if scale < 10 {
+                break;
+            }
+            scale /= 10;
+            nanos += u128::from(digit - b'0') * scale;
+        }
+        total = total.checked_add(nanos).ok_or(PARSE_ERROR)?;
+        if total > i64::MAX as u128 {
+            return Err(PARSE_ERROR);
+        }
+        rest = after;
+    }
+    let total = i64::try_from(total).map_err(|_| PARSE_ERROR)?;
+    Ok(if negative { -total } else { total })
+}
+
+fn duration_flag(
+    given: &Given,
+    name: &'static str,
+    default: std::time::Duration,
+) -> Result<std::time::Duration, FlagError> {
+    match given.get(name) {
+        None => Ok(default),
+        Some(value) => {
+            let nanos = parse_go_duration(value).map_err(|reason| given.invalid(name, reason))?;
+            // A zero or negative value is "not set" to etcd, which keeps its default.
+            Ok(u64::try_from(nanos)
+                .ok()
+                .filter(|n| *n > 0)
+                .map_or(default, std::time::Duration::from_nanos))
+        }
+    }
+}
+
 fn parse_i64(value: &str) -> Result<i64, &'static str> {
     let (negative, magnitude) = match value.strip_prefix('-') {
         Some(rest) => (true, rest),
@@ -878,6 +964,11 @@ fn build(given: &Given) -> Result<(ServerConfig, LogOptions), FlagError> {
                 parse_bool(value).ok_or_else(|| given.invalid("enable-v2", "parse error"))?
             }
         },
+        watch_progress_notify_interval: duration_flag(
+            given,
+            "experimental-watch-progress-notify-interval",
+            keel_server::DEFAULT_WATCH_PROGRESS_NOTIFY_INTERVAL,
+        )?,
     };
     validate(&config)?;
     Ok((config, log))
@@ -1597,6 +1688,64 @@ mod tests {
         assert_eq!(parse_u64("18446744073709551616"), Err("value out of range"));
         assert_eq!(parse_i64("-9223372036854775808"), Ok(i64::MIN));
         assert_eq!(parse_i64("9223372036854775808"), Err("value out of range"));
+    }
+
+    #[test]
+    fn go_durations_parse_as_go_does() {
+        assert_eq!(parse_go_duration("0"), Ok(0));
+        assert_eq!(parse_go_duration("10m"), Ok(600_000_000_000));
+        assert_eq!(parse_go_duration("300ms"), Ok(300_000_000));
+        assert_eq!(parse_go_duration("1.5h"), Ok(5_400_000_000_000));
+        assert_eq!(parse_go_duration("2h45m"), Ok(9_900_000_000_000));
+        assert_eq!(parse_go_duration(".5s"), Ok(500_000_000));
+        assert_eq!(parse_go_duration("1.s"), Ok(1_000_000_000));
+        assert_eq!(parse_go_duration("+7us"), Ok(7_000));
+        assert_eq!(parse_go_duration("3\u{b5}s"), Ok(3_000));
+        assert_eq!(parse_go_duration("-1s"), Ok(-1_000_000_000));
+        assert_eq!(parse_go_duration("1.0000000001s"), Ok(1_000_000_000));
+        for bad in [
+            "",
+            "10",
+            "s",
+            ".s",
+            "1x",
+            "1s2",
+            "-",
+            "1..5s",
+            "9999999999999999999h",
+        ] {
+            assert_eq!(parse_go_duration(bad), Err("parse error"), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn watch_progress_notify_interval_takes_a_go_duration() {
+        let flag = "--experimental-watch-progress-notify-interval";
+        let options = run(&[flag, "250ms"], &[]).expect("valid");
+        assert_eq!(
+            options.server.watch_progress_notify_interval,
+            std::time::Duration::from_millis(250)
+        );
+        let options = run(&[], &[]).expect("valid");
+        assert_eq!(
+            options.server.watch_progress_notify_interval,
+            keel_server::DEFAULT_WATCH_PROGRESS_NOTIFY_INTERVAL
+        );
+        let options = run(
+            &[],
+            &[("ETCD_EXPERIMENTAL_WATCH_PROGRESS_NOTIFY_INTERVAL", "1m")],
+        )
+        .expect("valid");
+        assert_eq!(
+            options.server.watch_progress_notify_interval,
+            std::time::Duration::from_secs(60)
+        );
+        let error = run(&[flag, "10"], &[]).expect_err("no unit");
+        assert_eq!(
+            error.to_string(),
+            "invalid value \"10\" for flag -experimental-watch-progress-notify-interval: parse error"
+        );
+        assert_eq!(error.exit_code(), 2);
     }
 
     #[test]
