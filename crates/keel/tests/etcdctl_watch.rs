@@ -266,3 +266,220 @@ fn etcdctl_watch_prints_the_same_as_against_etcd() {
         differences.join("\n")
     );
 }
+
+/// One gRPC watch stream scripted step by step against one implementation: for each
+/// step, the responses it got (up to the number expected, then whatever else arrives
+/// within a short quiet period), sorted by watch id where several watchers answer one
+/// write (etcd's order among watchers is its map order), with the Raft term zeroed.
+fn grpc_session(imp: Impl, specs: &[MemberSpec]) -> Vec<(String, Vec<String>)> {
+    use keel_proto::etcdserverpb::{
+        CompactionRequest, PutRequest, WatchCancelRequest, WatchCreateRequest,
+        WatchProgressRequest, WatchRequest, WatchResponse, kv_client::KvClient,
+        watch_client::WatchClient, watch_request::RequestUnion,
+    };
+    use tonic::codegen::tokio_stream::wrappers::ReceiverStream;
+
+    let cluster = Cluster::start(imp, specs, &[]);
+    let url = format!("http://{}", cluster.endpoint(0));
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("tokio runtime");
+    let transcript = rt.block_on(async move {
+        let mut kv = KvClient::connect(url.clone()).await.expect("connect kv");
+        let mut put = async |key: &str, value: &str| {
+            kv.put(PutRequest {
+                key: key.as_bytes().to_vec(),
+                value: value.as_bytes().to_vec(),
+                ..PutRequest::default()
+            })
+            .await
+            .expect("put");
+        };
+        put("foo", "a").await;
+        put("foo", "b").await;
+        let create = |c: WatchCreateRequest| Some(RequestUnion::CreateRequest(c));
+        let key = |k: &str| WatchCreateRequest {
+            key: k.as_bytes().to_vec(),
+            ..WatchCreateRequest::default()
+        };
+        let (tx, rx) = tokio::sync::mpsc::channel(16);
+        // etcd's gRPC server sends the stream's headers with its first response, so the
+        // first request must be queued before the call waits for them.
+        tx.send(WatchRequest {
+            request_union: create(WatchCreateRequest {
+                start_revision: 2,
+                ..key("foo")
+            }),
+        })
+        .await
+        .expect("queue the first request");
+        let mut client = WatchClient::connect(url.clone())
+            .await
+            .expect("connect watch");
+        let mut responses =
+            tokio::time::timeout(STEP_TIMEOUT, client.watch(ReceiverStream::new(rx)))
+                .await
+                .expect("watch stream opened in time")
+                .expect("watch stream")
+                .into_inner();
+        let mut transcript = Vec::new();
+        let mut step = async |name: &str,
+                              request: Option<RequestUnion>,
+                              expected: usize,
+                              transcript: &mut Vec<(String, Vec<String>)>| {
+            if let Some(request) = request {
+                tx.send(WatchRequest {
+                    request_union: Some(request),
+                })
+                .await
+                .expect("stream open");
+            }
+            let mut got: Vec<WatchResponse> = Vec::new();
+            loop {
+                let wait = if got.len() < expected {
+                    STEP_TIMEOUT
+                } else {
+                    Duration::from_millis(400)
+                };
+                match tokio::time::timeout(wait, responses.message()).await {
+                    Ok(Ok(Some(r))) => got.push(r),
+                    Ok(other) => panic!("{imp:?}: stream ended at {name}: {other:?}"),
+                    Err(_) => break,
+                }
+            }
+            got.sort_by_key(|r| r.watch_id);
+            let lines = got
+                .into_iter()
+                .map(|mut r| {
+                    if let Some(h) = r.header.as_mut() {
+                        h.raft_term = 0;
+                    }
+                    format!("{r:?}")
+                })
+                .collect();
+            transcript.push((name.to_owned(), lines));
+        };
+        step("from revision 2 (sent first)", None, 2, &mut transcript).await;
+        step("automatic id", create(key("foo")), 1, &mut transcript).await;
+        step(
+            "duplicate id",
+            create(WatchCreateRequest {
+                watch_id: 1,
+                ..key("x")
+            }),
+            1,
+            &mut transcript,
+        )
+        .await;
+        step(
+            "empty range",
+            create(WatchCreateRequest {
+                range_end: b"a".to_vec(),
+                ..key("b")
+            }),
+            1,
+            &mut transcript,
+        )
+        .await;
+        step("empty key", create(key("")), 1, &mut transcript).await;
+        step(
+            "cancel",
+            Some(RequestUnion::CancelRequest(WatchCancelRequest {
+                watch_id: 2,
+            })),
+            1,
+            &mut transcript,
+        )
+        .await;
+        step(
+            "cancel unknown",
+            Some(RequestUnion::CancelRequest(WatchCancelRequest {
+                watch_id: 99,
+            })),
+            0,
+            &mut transcript,
+        )
+        .await;
+        step(
+            "progress",
+            Some(RequestUnion::ProgressRequest(WatchProgressRequest {})),
+            1,
+            &mut transcript,
+        )
+        .await;
+        put("foo", "c").await;
+        step("a put seen by two watchers", None, 2, &mut transcript).await;
+        let mut kv = KvClient::connect(url.clone()).await.expect("connect kv");
+        kv.compact(CompactionRequest {
+            revision: 3,
+            physical: true,
+        })
+        .await
+        .expect("compact");
+        step(
+            "compacted start",
+            create(WatchCreateRequest {
+                start_revision: 2,
+                watch_id: 10,
+                ..key("foo")
+            }),
+            2,
+            &mut transcript,
+        )
+        .await;
+        step(
+            "prev_kv and filters",
+            create(WatchCreateRequest {
+                watch_id: 11,
+                prev_kv: true,
+                filters: vec![1],
+                ..key("foo")
+            }),
+            1,
+            &mut transcript,
+        )
+        .await;
+        kv.delete_range(keel_proto::etcdserverpb::DeleteRangeRequest {
+            key: b"foo".to_vec(),
+            ..Default::default()
+        })
+        .await
+        .expect("delete");
+        put("foo", "d").await;
+        step("delete then put", None, 5, &mut transcript).await;
+        transcript
+    });
+    drop(cluster);
+    transcript
+}
+
+#[test]
+fn grpc_watch_session_answers_as_etcd() {
+    assert!(
+        std::path::Path::new(common::ETCD).exists(),
+        "{} is missing: install Debian's etcd-server (scripts/test does)",
+        common::ETCD
+    );
+    let specs = member_specs(1);
+    let etcd = grpc_session(Impl::Etcd, &specs);
+    // The reference answered every step as the script expects, so the comparison is
+    // not vacuous.
+    let total: usize = etcd.iter().map(|(_, lines)| lines.len()).sum();
+    assert_eq!(total, 18, "etcd's transcript: {etcd:#?}");
+    let keel = grpc_session(Impl::Keel, &specs);
+    let mut differences = Vec::new();
+    for ((name, etcd), (_, keel)) in etcd.iter().zip(&keel) {
+        if etcd != keel {
+            differences.push(format!("{name}\n  etcd: {etcd:#?}\n  keel: {keel:#?}"));
+        }
+    }
+    assert!(
+        differences.is_empty(),
+        "{} of {} steps differ:\n{}",
+        differences.len(),
+        etcd.len(),
+        differences.join("\n")
+    );
+}
