@@ -55,7 +55,7 @@ const PACE: Duration = Duration::from_millis(40);
 /// Pause after an error.
 const ERROR_BACKOFF: Duration = Duration::from_millis(100);
 /// Probes of a lease left to expire before giving up on it.
-const MAX_PROBES: u32 = 10;
+const MAX_PROBES: u32 = 30;
 
 /// A member's KV and Lease services on one connection.
 #[derive(Debug, Clone)]

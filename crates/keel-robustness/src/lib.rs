@@ -45,8 +45,9 @@
 //! # Watch and lease
 //!
 //! With `--watchers N` / `--lease-clients N` ([`run::RunConfig::watchers`],
-//! [`run::RunConfig::lease_clients`]; both 0 by default, so runs against a
-//! server without those services are unchanged):
+//! [`run::RunConfig::lease_clients`]; the CLI runs 3 watchers and 2 lease
+//! clients unless told otherwise, `RunConfig::new` none, so the integration
+//! tests choose per test):
 //!
 //! * [`watch`]: watchers on the run's prefix, from revision 1, from now and
 //!   from a past revision, with and without `prev_kv`, one with the

@@ -52,10 +52,10 @@ struct Args {
     #[arg(long = "keel-arg", allow_hyphen_values = true)]
     keel_args: Vec<String>,
     /// Watchers on the key prefix (watch traffic and checks); 0: none.
-    #[arg(long, default_value_t = 0)]
+    #[arg(long, default_value_t = 3)]
     watchers: usize,
     /// Lease clients (lease traffic and checks); 0: none.
-    #[arg(long, default_value_t = 0)]
+    #[arg(long, default_value_t = 2)]
     lease_clients: usize,
     /// Re-check a kept `history.jsonl` instead of running.
     #[arg(long)]

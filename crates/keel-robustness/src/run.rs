@@ -120,12 +120,11 @@ impl RunConfig {
         if let Some(bug) = self.planted_bug {
             line.push_str(&format!(" --plant {}", bug.name()));
         }
-        if self.watchers > 0 {
-            line.push_str(&format!(" --watchers {}", self.watchers));
-        }
-        if self.lease_clients > 0 {
-            line.push_str(&format!(" --lease-clients {}", self.lease_clients));
-        }
+        // Always spelled out: the CLI's defaults are not RunConfig::new's.
+        line.push_str(&format!(
+            " --watchers {} --lease-clients {}",
+            self.watchers, self.lease_clients
+        ));
         for arg in &self.keel_args {
             line.push_str(&format!(" --keel-arg={arg}"));
         }
