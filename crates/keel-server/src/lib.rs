@@ -63,7 +63,8 @@
 //! `GET /health`, `GET /version`; with the `failpoints` feature also `/debug/failpoints`
 //! ([`failpoints`]); and, unless
 //! `--enable-v2=false`, etcd's v2 HTTP API (`/v2/keys`, `/v2/members`, `/v2/machines`,
-//! `/v2/stats/{self,leader,store}`; keel-v2http's router over the replicated v2 store,
+//! `/v2/stats/{self,leader,store}`, the first two counted by the peer transport as
+//! etcd's, see `stats.rs`; keel-v2http's router over the replicated v2 store,
 //! see `v2.rs`: v2 writes and quorum reads are Raft proposals, the leader proposes
 //! etcd's SYNC every 500 ms while a v2 key has a TTL, and the v2 store lives in memory,
 //! rebuilt on restart from the snapshot plus every later WAL entry). Every other
@@ -120,6 +121,7 @@ pub mod failpoints;
 mod lease;
 pub mod membership;
 mod node;
+mod stats;
 mod storage;
 mod transport;
 mod v2;
@@ -376,6 +378,10 @@ impl Server {
                     dir: snap_dir.clone(),
                     reason,
                 })?;
+        let stats = Arc::new(stats::Stats::new(
+            member_id,
+            membership.members.keys().copied(),
+        ));
         let shared = Arc::new(Shared {
             member_id,
             cluster_id,
@@ -388,6 +394,7 @@ impl Server {
             membership: std::sync::RwLock::new(membership.clone()),
             leases,
             v2: std::sync::RwLock::new(v2_state),
+            stats: Arc::clone(&stats),
         });
         let (node_tx, node_rx) = mpsc::channel(node::NODE_INPUT_CAPACITY);
         let (client_stop, client_stop_rx) = watch::channel(false);
@@ -404,6 +411,7 @@ impl Server {
             tokio::runtime::Handle::current(),
             node_tx.clone(),
             peer_stop_rx.clone(),
+            Arc::clone(&stats),
         );
         let node = Node::new(
             raw,
@@ -465,6 +473,7 @@ impl Server {
                 cluster_id,
                 node_tx.clone(),
                 snap_dir.clone(),
+                Arc::clone(&stats),
             ))
             .max_decoding_message_size(transport::MAX_PEER_MESSAGE_BYTES)
             .max_encoding_message_size(transport::MAX_PEER_MESSAGE_BYTES);

@@ -63,6 +63,8 @@ pub(crate) struct Shared {
     pub leases: crate::lease::Leases,
     /// The v2 store, applied by the node loop like `store` (std lock for the same reason).
     pub v2: RwLock<crate::v2::V2State>,
+    /// The v2 statistics (`/v2/stats/self`, `/v2/stats/leader`).
+    pub stats: Arc<crate::stats::Stats>,
 }
 
 impl Shared {
@@ -487,6 +489,9 @@ impl Node {
             if previous != ss.leader_id {
                 if previous != 0 {
                     self.reads.leader_changed();
+                }
+                if ss.leader_id == self.shared.member_id {
+                    self.shared.stats.became_leader();
                 }
                 tracing::info!(leader = format_args!("{:x}", ss.leader_id), role = ?ss.role, "leader changed");
             }

@@ -16,6 +16,11 @@
 //! (awaiting room in its bounded channel: back-pressure onto the sender's stream). A
 //! snapshot is written to `member/snap/incoming-*.db`, synced, then handed over with its
 //! message; the call answers once the node loop installed it.
+//!
+//! Both directions feed the v2 statistics ([`Stats`]): appends handed to a peer's queue
+//! and appends received are counted with their encoded size, and a follower's append
+//! answers, arriving here, close the append round trips the leader times (see
+//! `stats.rs` for what exactly is measured).
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -36,6 +41,7 @@ use tonic::{Request, Response, Status, Streaming};
 
 use crate::convert;
 use crate::node::NodeInput;
+use crate::stats::Stats;
 
 /// Messages queued for one peer before further ones are dropped.
 pub(crate) const PEER_QUEUE_CAPACITY: usize = 4096;
@@ -59,6 +65,7 @@ pub(crate) struct Transport {
     peers: HashMap<u64, Peer>,
     runtime: tokio::runtime::Handle,
     node: mpsc::Sender<NodeInput>,
+    stats: Arc<Stats>,
 }
 
 struct Peer {
@@ -75,6 +82,7 @@ impl Transport {
         runtime: tokio::runtime::Handle,
         node: mpsc::Sender<NodeInput>,
         shutdown: watch::Receiver<bool>,
+        stats: Arc<Stats>,
     ) -> Transport {
         let peers = peers
             .into_iter()
@@ -87,6 +95,7 @@ impl Transport {
                     rx,
                     node.clone(),
                     shutdown.clone(),
+                    Arc::clone(&stats),
                 ));
                 (id, Peer { url, queue })
             })
@@ -96,6 +105,7 @@ impl Transport {
             peers,
             runtime,
             node,
+            stats,
         }
     }
 
@@ -108,7 +118,15 @@ impl Transport {
         let Some(wire) = convert::message_to_pb(&m) else {
             return true;
         };
-        peer.queue.try_send(wire).is_ok()
+        if m.kind != MessageType::Append {
+            return peer.queue.try_send(wire).is_ok();
+        }
+        let last_index = m.index + m.entries.len() as u64;
+        let size_bytes = wire.encoded_len();
+        self.stats
+            .send_append(m.to, m.index, last_index, size_bytes, || {
+                peer.queue.try_send(wire).is_ok()
+            })
     }
 
     /// Streams a snapshot message and the backend copy at `db` to its recipient, then
@@ -219,6 +237,7 @@ async fn run_peer(
     mut queue: mpsc::Receiver<keelpb::Message>,
     node: mpsc::Sender<NodeInput>,
     mut shutdown: watch::Receiver<bool>,
+    stats: Arc<Stats>,
 ) {
     let mut backoff = BACKOFF_MIN;
     loop {
@@ -230,6 +249,7 @@ async fn run_peer(
             Err(e) => {
                 tracing::debug!(peer = format_args!("{id:x}"), error = %e, "peer unreachable");
                 let _ = node.try_send(NodeInput::Unreachable(id));
+                stats.peer_unreachable(id);
                 // Drop what queued up meanwhile: Raft resends what still matters.
                 while queue.try_recv().is_ok() {}
                 tokio::select! {
@@ -282,6 +302,7 @@ async fn run_peer(
         }
         call.abort();
         let _ = node.try_send(NodeInput::Unreachable(id));
+        stats.peer_unreachable(id);
     }
 }
 
@@ -291,6 +312,7 @@ pub(crate) struct RaftService {
     node: mpsc::Sender<NodeInput>,
     snap_dir: PathBuf,
     received: Arc<AtomicU64>,
+    stats: Arc<Stats>,
 }
 
 impl RaftService {
@@ -298,12 +320,14 @@ impl RaftService {
         cluster_id: u64,
         node: mpsc::Sender<NodeInput>,
         snap_dir: PathBuf,
+        stats: Arc<Stats>,
     ) -> RaftService {
         RaftService {
             cluster_id,
             node,
             snap_dir,
             received: Arc::new(AtomicU64::new(0)),
+            stats,
         }
     }
 
@@ -376,7 +400,16 @@ impl Raft for RaftService {
             let messages: Vec<Message> = batch
                 .messages
                 .into_iter()
-                .filter_map(convert::message_from_pb)
+                .filter_map(|wire| {
+                    if wire.kind == keelpb::MessageType::MsgAppend as i32 {
+                        self.stats.received_append(wire.from, wire.encoded_len());
+                    }
+                    let m = convert::message_from_pb(wire)?;
+                    if m.kind == MessageType::AppendResponse {
+                        self.stats.append_answered(m.from, m.index, m.reject);
+                    }
+                    Some(m)
+                })
                 .collect();
             if self.node.send(NodeInput::Peer(messages)).await.is_err() {
                 return Err(Status::unavailable("member stopped"));

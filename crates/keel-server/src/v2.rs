@@ -226,16 +226,11 @@ pub(crate) fn from_pb(r: &keelpb::V2Request) -> V2Request {
 pub(crate) struct V2Server {
     core: Arc<Core>,
     name: String,
-    start_time: UnixNanos,
 }
 
 impl V2Server {
     pub(crate) fn new(core: Arc<Core>, name: String) -> V2Server {
-        V2Server {
-            core,
-            name,
-            start_time: now(),
-        }
+        V2Server { core, name }
     }
 
     fn shared(&self) -> &Shared {
@@ -253,48 +248,6 @@ impl V2Server {
 
 fn unavailable(e: ApiError) -> BackendError {
     BackendError::Unavailable(e.to_string())
-}
-
-/// Go's `time.Time` JSON form (RFC 3339 with nanoseconds, UTC).
-fn go_time(t: UnixNanos) -> String {
-    keel_v2store::time::format_rfc3339_nano(t)
-}
-
-/// Go's `time.Duration.String()` for a non-negative duration.
-fn go_duration(nanos: i64) -> String {
-    let nanos = nanos.max(0);
-    if nanos == 0 {
-        return "0s".to_owned();
-    }
-    if nanos < 1_000_000_000 {
-        // etcd's uptimes are never below a second in practice; keep Go's unit anyway.
-        return if nanos < 1_000 {
-            format!("{nanos}ns")
-        } else if nanos < 1_000_000 {
-            format!("{}µs", trim_float(nanos as f64 / 1e3))
-        } else {
-            format!("{}ms", trim_float(nanos as f64 / 1e6))
-        };
-    }
-    let total_secs = nanos / 1_000_000_000;
-    let frac = nanos % 1_000_000_000;
-    let (h, m, s) = (total_secs / 3600, (total_secs / 60) % 60, total_secs % 60);
-    let secs = if frac == 0 {
-        format!("{s}")
-    } else {
-        let f = format!("{frac:09}");
-        format!("{s}.{}", f.trim_end_matches('0'))
-    };
-    match (h, m) {
-        (0, 0) => format!("{secs}s"),
-        (0, m) => format!("{m}m{secs}s"),
-        (h, m) => format!("{h}h{m}m{secs}s"),
-    }
-}
-
-fn trim_float(v: f64) -> String {
-    let s = format!("{v:.6}");
-    s.trim_end_matches('0').trim_end_matches('.').to_owned()
 }
 
 impl V2Backend for V2Server {
@@ -360,63 +313,15 @@ impl V2Backend for V2Server {
         self.v2_read().store.stats()
     }
 
-    /// etcd's `ServerStats` JSON. Keel does not count append requests or measure
-    /// bandwidth yet, so the counters are 0 and the rates (omitempty in etcd) absent.
+    /// etcd's `ServerStats` JSON (see `stats.rs`).
     fn self_stats(&self) -> String {
-        let shared = self.shared();
-        let leader = shared.leader();
-        let state = if leader == shared.member_id {
-            "StateLeader"
-        } else if leader == 0 {
-            "StateCandidate"
-        } else {
-            "StateFollower"
-        };
-        let uptime = now() - self.start_time;
-        let mut out = String::from("{");
-        out.push_str(&format!(
-            "\"name\":{},\"id\":\"{:x}\",\"state\":\"{state}\",\"startTime\":\"{}\",",
-            serde_json::Value::String(self.name.clone()),
-            shared.member_id,
-            go_time(self.start_time)
-        ));
-        out.push_str(&format!(
-            "\"leaderInfo\":{{\"leader\":\"{}\",\"uptime\":\"{}\",\"startTime\":\"{}\"}},",
-            if leader == 0 {
-                String::new()
-            } else {
-                format!("{leader:x}")
-            },
-            go_duration(uptime),
-            go_time(self.start_time)
-        ));
-        out.push_str("\"recvAppendRequestCnt\":0,\"sendAppendRequestCnt\":0}");
-        out
+        self.shared().stats.self_json(&self.name)
     }
 
-    /// etcd's `LeaderStats` JSON on the leader. Keel does not measure per-follower
-    /// latency or count appends yet: each follower is listed with zeroed figures.
+    /// etcd's `LeaderStats` JSON while this member leads (see `stats.rs`).
     fn leader_stats(&self) -> Option<String> {
         let shared = self.shared();
-        if shared.leader() != shared.member_id {
-            return None;
-        }
-        let membership = shared.membership.read().expect("membership lock poisoned");
-        let followers: Vec<String> = membership
-            .members
-            .keys()
-            .filter(|&&id| id != shared.member_id)
-            .map(|id| {
-                format!(
-                    "\"{id:x}\":{{\"latency\":{{\"current\":0,\"average\":0,\"standardDeviation\":0,\"minimum\":0,\"maximum\":0}},\"counts\":{{\"fail\":0,\"success\":0}}}}"
-                )
-            })
-            .collect();
-        Some(format!(
-            "{{\"leader\":\"{:x}\",\"followers\":{{{}}}}}",
-            shared.member_id,
-            followers.join(",")
-        ))
+        (shared.leader() == shared.member_id).then(|| shared.stats.leader_json())
     }
 
     fn now(&self) -> UnixNanos {
@@ -511,14 +416,5 @@ mod tests {
         assert_eq!(store.index(), 2);
         apply_publish(&mut store, &attrs, 0);
         assert_eq!(store.index(), 3, "the version is written once");
-    }
-
-    #[test]
-    fn durations_print_like_go() {
-        assert_eq!(go_duration(0), "0s");
-        assert_eq!(go_duration(1_500_000_000), "1.5s");
-        assert_eq!(go_duration(61_000_000_000), "1m1s");
-        assert_eq!(go_duration(3_600_000_000_000), "1h0m0s");
-        assert_eq!(go_duration(2_000_000), "2ms");
     }
 }
