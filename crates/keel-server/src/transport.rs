@@ -249,9 +249,9 @@ async fn run_peer(
             Err(e) => {
                 tracing::debug!(peer = format_args!("{id:x}"), error = %e, "peer unreachable");
                 let _ = node.try_send(NodeInput::Unreachable(id));
-                stats.peer_unreachable(id);
                 // Drop what queued up meanwhile: Raft resends what still matters.
                 while queue.try_recv().is_ok() {}
+                stats.peer_unreachable(id);
                 tokio::select! {
                     _ = tokio::time::sleep(backoff) => {}
                     _ = shutdown.changed() => return,
