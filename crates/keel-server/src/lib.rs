@@ -466,6 +466,9 @@ impl Server {
             request_timeout,
         ));
         background.push(tokio::spawn(lease::run_timer(Arc::downgrade(&core))));
+        background.push(tokio::spawn(watch_service::retry_slow_watchers(
+            Arc::downgrade(&core),
+        )));
 
         let mut peer_tasks = Vec::new();
         for listener in peer_listeners {

@@ -134,6 +134,37 @@ impl WatchSettings {
     }
 }
 
+/// How often watchers whose stream was full are retried (etcd's `syncVictimsLoop`
+/// runs every 10 ms while there are any); the node loop's tick alone would leave a
+/// burst's overflow waiting up to a heartbeat interval.
+const VICTIM_RETRY_INTERVAL: Duration = Duration::from_millis(10);
+
+/// Retries slow (victim) watchers every [`VICTIM_RETRY_INTERVAL`] while there are any,
+/// until the server is gone. Holds the server weakly, like the lease timer.
+pub(crate) async fn retry_slow_watchers(core: std::sync::Weak<Core>) {
+    let mut interval = tokio::time::interval(VICTIM_RETRY_INTERVAL);
+    interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    loop {
+        interval.tick().await;
+        let Some(core) = core.upgrade() else { return };
+        let store = &core.shared.store;
+        if store
+            .read()
+            .expect("store lock poisoned")
+            .stats()
+            .slow_watchers
+            == 0
+        {
+            continue;
+        }
+        // A backend failure here also fails the node loop's next tick, which stops
+        // the member; this task only reports it.
+        if let Err(err) = store.write().expect("store lock poisoned").sync_watchers() {
+            tracing::warn!(error = %err, "retrying slow watchers failed");
+        }
+    }
+}
+
 /// `etcdserverpb.Watch`.
 pub(crate) struct WatchService {
     core: Arc<Core>,
