@@ -500,21 +500,9 @@ pub(crate) fn go_float(v: f64) -> String {
 }
 
 /// Go's `encoding/json` form of a string: as JSON, plus `<`, `>`, `&` and the two line
-/// separators escaped.
+/// separators escaped (keel-v2http's [`keel_v2http::reply::go_json`]).
 pub(crate) fn go_json_string(s: &str) -> String {
-    let json = serde_json::Value::String(s.to_owned()).to_string();
-    let mut out = String::with_capacity(json.len());
-    for c in json.chars() {
-        match c {
-            '<' => out.push_str("\\u003c"),
-            '>' => out.push_str("\\u003e"),
-            '&' => out.push_str("\\u0026"),
-            '\u{2028}' => out.push_str("\\u2028"),
-            '\u{2029}' => out.push_str("\\u2029"),
-            c => out.push(c),
-        }
-    }
-    out
+    keel_v2http::reply::go_json(&s)
 }
 
 /// Go's `time.Time` JSON form (RFC 3339 with nanoseconds, UTC).
