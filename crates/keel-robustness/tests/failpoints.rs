@@ -13,9 +13,8 @@ use std::time::Duration;
 use keel_proto::etcdserverpb::kv_client::KvClient;
 use keel_proto::etcdserverpb::maintenance_client::MaintenanceClient;
 use keel_proto::etcdserverpb::{HashKvRequest, PutRequest};
-use keel_robustness::check::Verdict;
 use keel_robustness::cluster::Cluster;
-use keel_robustness::run::{self, RunConfig};
+use keel_robustness::run::RunConfig;
 use keel_robustness::scenario::Scenario;
 
 const NOT_BUILT: &str = "the keel binary the tests run has no failpoints: build it with `cargo build --profile ci -p keel --features failpoints` (a `cargo test --workspace` build does that; a later `cargo build -p keel` alone replaces it with a failpoint-free one)";
@@ -98,19 +97,8 @@ fn a_member_crashed_before_its_backend_commit_recovers_without_losing_writes() {
         31,
         common::keel_bin(),
     );
-    let report = common::runtime()
-        .block_on(run::run(config))
-        .unwrap_or_else(|e| panic!("the run did not reach a verdict: {e}"));
-    let failures: Vec<String> = report
-        .history
-        .verdicts()
-        .into_iter()
-        .chain([("convergence", &report.convergence)])
-        .filter_map(|(name, v)| match v {
-            Verdict::Fail(why) => Some(format!("{name}: {why}")),
-            Verdict::Pass | Verdict::Inconclusive(_) => None,
-        })
-        .collect();
+    let report = common::run_to_verdict(config);
+    let failures = common::failures(&report);
     assert!(
         failures.is_empty(),
         "{}\nfaults: {:?}\nrepeat with: {}\nkept: {:?}",

@@ -8,7 +8,6 @@ mod common;
 
 use std::time::Duration;
 
-use keel_robustness::check::Verdict;
 use keel_robustness::run::{self, RunConfig, RunReport};
 use keel_robustness::scenario::Scenario;
 
@@ -30,23 +29,10 @@ fn run_scenario(scenario: Scenario, seed: u64, bug: Option<&str>) -> RunReport {
         })
 }
 
-fn failures(report: &RunReport) -> Vec<String> {
-    report
-        .history
-        .verdicts()
-        .into_iter()
-        .chain([("convergence", &report.convergence)])
-        .filter_map(|(name, v)| match v {
-            Verdict::Fail(why) => Some(format!("{name}: {why}")),
-            Verdict::Pass | Verdict::Inconclusive(_) => None,
-        })
-        .collect()
-}
-
 /// Runs `scenario` with `bug` planted (must fail) and without (must pass).
 fn caught_and_clean(scenario: Scenario, seed: u64, bug: &str) -> Vec<String> {
     let planted = run_scenario(scenario, seed, Some(bug));
-    let caught = failures(&planted);
+    let caught = common::failures(&planted);
     if let Some(dir) = &planted.kept_dir {
         // Kept because it failed, as it must; the evidence is not needed here.
         std::fs::remove_dir_all(dir).expect("remove the kept run directory");
@@ -58,7 +44,7 @@ fn caught_and_clean(scenario: Scenario, seed: u64, bug: &str) -> Vec<String> {
         planted.events
     );
     let clean = run_scenario(scenario, seed, None);
-    let failed = failures(&clean);
+    let failed = common::failures(&clean);
     assert!(
         failed.is_empty(),
         "without the bug the same run failed:\n{}\nfaults: {:?}\nrepeat with: {}\nkept: {:?}",

@@ -6,27 +6,15 @@ mod common;
 
 use std::time::Duration;
 
-use keel_robustness::check::Verdict;
-use keel_robustness::run::{self, RunConfig};
+use keel_robustness::run::RunConfig;
 use keel_robustness::scenario::Scenario;
 
 fn run_scenario(scenario: Scenario, members: usize, seed: u64) {
     let _one = common::one_cluster_at_a_time();
     let mut config = RunConfig::new(scenario, Duration::from_secs(10), seed, common::keel_bin());
     config.members = members;
-    let report = common::runtime()
-        .block_on(run::run(config))
-        .unwrap_or_else(|e| panic!("the run did not reach a verdict: {e}"));
-    let failures: Vec<String> = report
-        .history
-        .verdicts()
-        .into_iter()
-        .chain([("convergence", &report.convergence)])
-        .filter_map(|(name, v)| match v {
-            Verdict::Fail(why) => Some(format!("{name}: {why}")),
-            Verdict::Pass | Verdict::Inconclusive(_) => None,
-        })
-        .collect();
+    let report = common::run_to_verdict(config);
+    let failures = common::failures(&report);
     assert!(
         failures.is_empty(),
         "{}\nfaults: {:?}\nrepeat with: {}\nkept: {:?}",

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use keel_robustness::check::{FINAL_READER, Verdict, check_history};
 use keel_robustness::history::{Outcome, Record, Request, Response, read_jsonl, write_jsonl};
-use keel_robustness::run::{self, RunConfig};
+use keel_robustness::run::RunConfig;
 use keel_robustness::scenario::Scenario;
 use keel_robustness::traffic::{PlantedBug, key};
 
@@ -188,9 +188,7 @@ fn a_planted_stale_read_bug_fails_a_real_run() {
         common::keel_bin(),
     );
     config.planted_bug = Some(PlantedBug::StaleCachedReads);
-    let report = common::runtime()
-        .block_on(run::run(config))
-        .unwrap_or_else(|e| panic!("the run did not reach a verdict: {e}"));
+    let report = common::run_to_verdict(config);
     if let Some(dir) = &report.kept_dir {
         // Kept because it failed, as it must; the evidence is not needed here.
         std::fs::remove_dir_all(dir).expect("remove the kept run directory");

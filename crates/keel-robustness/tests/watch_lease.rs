@@ -10,9 +10,8 @@ mod common;
 
 use std::time::Duration;
 
-use keel_robustness::check::Verdict;
 use keel_robustness::history::{Outcome, Request, Response};
-use keel_robustness::run::{self, RunConfig, RunReport};
+use keel_robustness::run::{RunConfig, RunReport};
 use keel_robustness::scenario::Scenario;
 use keel_robustness::traffic::PlantedBug;
 
@@ -30,22 +29,7 @@ fn run(scenario: Scenario, seconds: u64, seed: u64, bug: Option<PlantedBug>) -> 
     config.planted_bug = bug;
     // Kept so that the test can count what the traffic did; removed by it.
     config.keep = true;
-    common::runtime()
-        .block_on(run::run(config))
-        .unwrap_or_else(|e| panic!("the run did not reach a verdict: {e}"))
-}
-
-fn failures(report: &RunReport) -> Vec<String> {
-    report
-        .history
-        .verdicts()
-        .into_iter()
-        .chain([("convergence", &report.convergence)])
-        .filter_map(|(name, v)| match v {
-            Verdict::Fail(why) => Some(format!("{name}: {why}")),
-            Verdict::Pass | Verdict::Inconclusive(_) => None,
-        })
-        .collect()
+    common::run_to_verdict(config)
 }
 
 fn remove_kept(report: &RunReport) {
@@ -133,7 +117,7 @@ fn require_watch_and_lease(c: &Counts) {
 #[test]
 fn watch_and_lease_traffic_passes_every_check_while_the_leader_is_killed() {
     let report = run(Scenario::KillLeader, 10, 31, None);
-    let failed = failures(&report);
+    let failed = common::failures(&report);
     assert!(
         failed.is_empty(),
         "{}\nfaults: {:?}\nrepeat with: {}\nkept: {:?}",

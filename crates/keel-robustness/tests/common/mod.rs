@@ -5,6 +5,9 @@
 #![allow(dead_code)] // each test binary uses a different part
 
 use std::path::PathBuf;
+
+use keel_robustness::check::Verdict;
+use keel_robustness::run::{self, RunConfig, RunReport};
 use std::sync::{Mutex, MutexGuard};
 
 /// One cluster at a time per test binary.
@@ -31,4 +34,25 @@ pub fn runtime() -> tokio::runtime::Runtime {
         .enable_all()
         .build()
         .expect("a tokio runtime")
+}
+
+/// Runs `config` to a verdict; fails the test when the run could not reach one.
+pub fn run_to_verdict(config: RunConfig) -> RunReport {
+    runtime()
+        .block_on(run::run(config))
+        .unwrap_or_else(|e| panic!("the run did not reach a verdict: {e}"))
+}
+
+/// The checks a report failed (convergence included), as `name: why`.
+pub fn failures(report: &RunReport) -> Vec<String> {
+    report
+        .history
+        .verdicts()
+        .into_iter()
+        .chain([("convergence", &report.convergence)])
+        .filter_map(|(name, v)| match v {
+            Verdict::Fail(why) => Some(format!("{name}: {why}")),
+            Verdict::Pass | Verdict::Inconclusive(_) => None,
+        })
+        .collect()
 }
