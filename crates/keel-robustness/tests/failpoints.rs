@@ -98,15 +98,7 @@ fn a_member_crashed_before_its_backend_commit_recovers_without_losing_writes() {
         common::keel_bin(),
     );
     let report = common::run_to_verdict(config);
-    let failures = common::failures(&report);
-    assert!(
-        failures.is_empty(),
-        "{}\nfaults: {:?}\nrepeat with: {}\nkept: {:?}",
-        failures.join("\n"),
-        report.events,
-        report.config.repro_line(),
-        report.kept_dir
-    );
+    common::assert_passed(&report);
     assert!(
         report
             .events

@@ -14,15 +14,7 @@ fn run_scenario(scenario: Scenario, members: usize, seed: u64) {
     let mut config = RunConfig::new(scenario, Duration::from_secs(10), seed, common::keel_bin());
     config.members = members;
     let report = common::run_to_verdict(config);
-    let failures = common::failures(&report);
-    assert!(
-        failures.is_empty(),
-        "{}\nfaults: {:?}\nrepeat with: {}\nkept: {:?}",
-        failures.join("\n"),
-        report.events,
-        report.config.repro_line(),
-        report.kept_dir
-    );
+    common::assert_passed(&report);
     assert!(
         report.ops > 100,
         "the traffic barely ran: {} operations",

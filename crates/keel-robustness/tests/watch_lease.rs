@@ -117,15 +117,7 @@ fn require_watch_and_lease(c: &Counts) {
 #[test]
 fn watch_and_lease_traffic_passes_every_check_while_the_leader_is_killed() {
     let report = run(Scenario::KillLeader, 10, 31, None);
-    let failed = common::failures(&report);
-    assert!(
-        failed.is_empty(),
-        "{}\nfaults: {:?}\nrepeat with: {}\nkept: {:?}",
-        failed.join("\n"),
-        report.events,
-        report.config.repro_line(),
-        report.kept_dir
-    );
+    common::assert_passed(&report);
     let c = counts(&report);
     remove_kept(&report);
     require_watch_and_lease(&c);

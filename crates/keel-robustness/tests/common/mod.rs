@@ -56,3 +56,17 @@ pub fn failures(report: &RunReport) -> Vec<String> {
         })
         .collect()
 }
+
+/// Fails the test unless every check passed, with the failures, the faults, the line
+/// that repeats the run and the kept directory.
+pub fn assert_passed(report: &RunReport) {
+    let failures = failures(report);
+    assert!(
+        failures.is_empty(),
+        "{}\nfaults: {:?}\nrepeat with: {}\nkept: {:?}",
+        failures.join("\n"),
+        report.events,
+        report.config.repro_line(),
+        report.kept_dir
+    );
+}
