@@ -5,10 +5,21 @@
 //! uncommitted bolt transaction. A commit writes the batch and the meta values in one
 //! redb write transaction; it happens when the caller asks (`commit_if_due`,
 //! `force_commit`) or when the batch reaches its op limit, which bounds the buffer.
+//!
+//! Periodic commits (`commit_if_due`, `commit_if_full`) run on a background thread so
+//! that the apply loop does not stop for them: with 3,000–6,000 puts in a 100 ms batch a
+//! redb commit took 6–16 ms, during which every request waited (it set the put p99 under
+//! `keel-bench`). The batch moves from `pending` to `in_flight`, which reads consult
+//! between `pending` and the committed snapshot, until the commit finishes and the
+//! snapshot is refreshed. One commit is in flight at a time; every synchronous path
+//! (`commit`, compaction, snapshot, replace, counts) first waits for it, so their
+//! ordering and durability are as before.
 
 use std::collections::BTreeMap;
 use std::ops::Bound;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use redb::{
@@ -80,14 +91,30 @@ impl Default for Meta {
     }
 }
 
+/// A batch handed to a commit: records, lease changes and the meta that goes with them.
+struct Batch {
+    keys: BTreeMap<RevKey, Vec<u8>>,
+    leases: BTreeMap<LeaseKey, Option<Vec<u8>>>,
+    meta: Meta,
+}
+
+/// A batch being committed on the background thread.
+struct InFlight {
+    batch: Arc<Batch>,
+    handle: JoinHandle<Result<(), MvccError>>,
+}
+
 pub(crate) struct Backend {
-    db: Database,
+    db: Arc<Database>,
     path: PathBuf,
     config: BatchConfig,
     committed: ReadOnlyTable<&'static RevKey, &'static [u8]>,
     pending: BTreeMap<RevKey, Vec<u8>>,
     /// Lease records to write (`Some`) or delete (`None`) with the next commit.
     pending_leases: BTreeMap<LeaseKey, Option<Vec<u8>>>,
+    /// The batch the background thread is committing; its revisions are all below
+    /// `pending`'s.
+    in_flight: Option<InFlight>,
     /// Meta differs from what redb holds.
     meta_dirty: bool,
     last_commit: Option<Instant>,
@@ -160,12 +187,13 @@ impl Backend {
         txn.commit().map_err(redb::Error::from)?;
         let committed = Self::read_table(&db)?;
         let backend = Self {
-            db,
+            db: Arc::new(db),
             path: path.to_path_buf(),
             config,
             committed,
             pending: BTreeMap::new(),
             pending_leases: BTreeMap::new(),
+            in_flight: None,
             meta_dirty: false,
             last_commit: None,
         };
@@ -191,12 +219,66 @@ impl Backend {
         self.meta_dirty = true;
     }
 
-    /// Commits if the batch reached its op limit.
+    /// Starts a commit if the batch reached its op limit, after waiting for the one in
+    /// flight: a writer faster than the backend is held back here, so at most two
+    /// batches are in memory.
     pub(crate) fn commit_if_full(&mut self, meta: &Meta) -> Result<(), MvccError> {
         if self.pending_ops() >= self.config.batch_limit_ops {
-            self.commit(meta)?;
+            self.wait_in_flight()?;
+            self.start_commit(meta);
         }
         Ok(())
+    }
+
+    /// Ends the commit in flight, if any, once it has finished; does not wait.
+    fn reap_in_flight(&mut self) -> Result<(), MvccError> {
+        if self
+            .in_flight
+            .as_ref()
+            .is_some_and(|f| f.handle.is_finished())
+        {
+            self.wait_in_flight()?;
+        }
+        Ok(())
+    }
+
+    /// Waits for the commit in flight, if any, and moves the read snapshot past it.
+    fn wait_in_flight(&mut self) -> Result<(), MvccError> {
+        let Some(f) = self.in_flight.take() else {
+            return Ok(());
+        };
+        let result = f
+            .handle
+            .join()
+            .unwrap_or_else(|_| Err(MvccError::Corrupt("backend commit thread panicked".into())));
+        if let Err(e) = result {
+            // Memory and disk now differ; the caller drops the store (crate docs). The
+            // batch stays readable until then.
+            self.in_flight = Some(InFlight {
+                batch: f.batch,
+                handle: std::thread::spawn(|| Ok(())),
+            });
+            return Err(e);
+        }
+        self.committed = Self::read_table(&self.db)?;
+        Ok(())
+    }
+
+    /// Moves the pending batch to a background commit (none may be in flight).
+    fn start_commit(&mut self, meta: &Meta) {
+        assert!(self.in_flight.is_none(), "one backend commit at a time");
+        let batch = Arc::new(Batch {
+            keys: std::mem::take(&mut self.pending),
+            leases: std::mem::take(&mut self.pending_leases),
+            meta: meta.clone(),
+        });
+        self.meta_dirty = false;
+        let (db, job) = (Arc::clone(&self.db), Arc::clone(&batch));
+        let handle = std::thread::Builder::new()
+            .name("keel-backend-commit".into())
+            .spawn(move || write_batch(&db, &job.keys, &job.leases, &job.meta, |_| Ok(())))
+            .expect("spawning the backend commit thread");
+        self.in_flight = Some(InFlight { batch, handle });
     }
 
     /// Marks the meta values as changed so that the next commit writes them.
@@ -225,7 +307,8 @@ impl Backend {
             let (k, v) = entry.map_err(redb::Error::from)?;
             out.insert(*k.value(), v.value().to_vec());
         }
-        for (k, v) in &self.pending_leases {
+        let in_flight = self.in_flight.as_ref().map(|f| &f.batch.leases);
+        for (k, v) in in_flight.into_iter().flatten().chain(&self.pending_leases) {
             match v {
                 Some(v) => out.insert(*k, v.clone()),
                 None => out.remove(k),
@@ -239,7 +322,12 @@ impl Backend {
 
     pub(crate) fn get(&self, rev: Revision) -> Result<Option<Record>, MvccError> {
         let key = rev.to_bytes();
-        if let Some(bytes) = self.pending.get(&key) {
+        let in_flight = self.in_flight.as_ref().map(|f| &f.batch.keys);
+        if let Some(bytes) = self
+            .pending
+            .get(&key)
+            .or_else(|| in_flight.and_then(|k| k.get(&key)))
+        {
             return Record::decode(bytes).map(Some);
         }
         match self.committed.get(&key).map_err(redb::Error::from)? {
@@ -262,9 +350,14 @@ impl Backend {
             .range::<&RevKey>(&lo..=&hi)
             .map_err(redb::Error::from)?
             .peekable();
-        let mut pending = self
-            .pending
-            .range::<RevKey, _>((Bound::Included(lo), Bound::Included(hi)))
+        let bounds = (Bound::Included(lo), Bound::Included(hi));
+        let in_flight = self
+            .in_flight
+            .as_ref()
+            .into_iter()
+            .flat_map(|f| f.batch.keys.range::<RevKey, _>(bounds));
+        let mut pending = in_flight
+            .chain(self.pending.range::<RevKey, _>(bounds))
             .peekable();
         loop {
             let take_committed = match (committed.peek(), pending.peek()) {
@@ -301,8 +394,14 @@ impl Backend {
             None => true,
             Some(at) => now.saturating_duration_since(at) >= self.config.batch_interval,
         };
+        self.reap_in_flight()?;
         if dirty && (due || self.pending_ops() >= self.config.batch_limit_ops) {
-            self.commit(meta)?;
+            if self.in_flight.is_some() {
+                // The previous commit is still running: this batch waits for the next
+                // call rather than stopping the caller.
+                return Ok(false);
+            }
+            self.start_commit(meta);
             self.last_commit = Some(now);
             return Ok(true);
         }
@@ -320,38 +419,8 @@ impl Backend {
         meta: &Meta,
         extra: impl FnOnce(&mut redb::Table<&RevKey, &[u8]>) -> Result<(), MvccError>,
     ) -> Result<(), MvccError> {
-        let txn = self.db.begin_write().map_err(redb::Error::from)?;
-        {
-            let mut keys = txn.open_table(KEY_TABLE).map_err(redb::Error::from)?;
-            for (k, v) in &self.pending {
-                keys.insert(k, v.as_slice()).map_err(redb::Error::from)?;
-            }
-            extra(&mut keys)?;
-            let mut leases = txn.open_table(LEASE_TABLE).map_err(redb::Error::from)?;
-            for (k, v) in &self.pending_leases {
-                match v {
-                    Some(v) => leases.insert(k, v.as_slice()),
-                    None => leases.remove(k),
-                }
-                .map_err(redb::Error::from)?;
-            }
-            let mut table = txn.open_table(META_TABLE).map_err(redb::Error::from)?;
-            for (name, value) in [
-                (
-                    META_CONSISTENT_INDEX,
-                    &meta.consistent_index.to_be_bytes()[..],
-                ),
-                (META_TERM, &meta.term.to_be_bytes()[..]),
-                (META_MEMBERSHIP, meta.membership.as_slice()),
-                (
-                    META_COMPACT_REVISION,
-                    &meta.compact_revision.to_be_bytes()[..],
-                ),
-            ] {
-                table.insert(name, value).map_err(redb::Error::from)?;
-            }
-        }
-        txn.commit().map_err(redb::Error::from)?;
+        self.wait_in_flight()?;
+        write_batch(&self.db, &self.pending, &self.pending_leases, meta, extra)?;
         self.pending.clear();
         self.pending_leases.clear();
         self.meta_dirty = false;
@@ -378,7 +447,8 @@ impl Backend {
 
     /// Copies the committed state into a new redb file at `dest` (which must not
     /// exist); writers are not blocked because it reads one redb snapshot.
-    pub(crate) fn snapshot_to(&self, dest: &Path) -> Result<(), MvccError> {
+    pub(crate) fn snapshot_to(&mut self, dest: &Path) -> Result<(), MvccError> {
+        self.wait_in_flight()?;
         // redb opens an existing file as a database: copying into it would merge two
         // stores. Claiming the name first fails with `AlreadyExists` instead; redb then
         // initialises the empty file.
@@ -421,6 +491,7 @@ impl Backend {
     /// Replaces the whole content (pending batch included) with the snapshot file
     /// `snapshot`, in one redb transaction; returns the snapshot's meta.
     pub(crate) fn replace_with(&mut self, snapshot: &Path) -> Result<Meta, MvccError> {
+        self.wait_in_flight()?;
         let src = redb::ReadOnlyDatabase::open(snapshot).map_err(redb::Error::from)?;
         let read = src.begin_read().map_err(redb::Error::from)?;
         let src_meta = read.open_table(META_TABLE).map_err(redb::Error::from)?;
@@ -477,7 +548,8 @@ impl Backend {
     }
 
     /// Number of committed records.
-    pub(crate) fn committed_len(&self) -> Result<u64, MvccError> {
+    pub(crate) fn committed_len(&mut self) -> Result<u64, MvccError> {
+        self.wait_in_flight()?;
         Ok(self.committed.len().map_err(redb::Error::from)?)
     }
 
@@ -487,6 +559,7 @@ impl Backend {
     }
 
     /// Bytes of the file in allocated pages (etcd's "size in use").
+    /// (A commit in flight holds redb's write lock: `begin_write` waits for it.)
     pub(crate) fn size_in_use_bytes(&self) -> Result<u64, MvccError> {
         let txn = self.db.begin_write().map_err(redb::Error::from)?;
         let stats = txn.stats().map_err(redb::Error::from)?;
@@ -494,4 +567,58 @@ impl Backend {
         let page = u64::try_from(stats.page_size()).expect("page size fits u64");
         Ok(stats.allocated_pages() * page)
     }
+}
+
+impl Drop for Backend {
+    /// A commit in flight finishes before the file can be opened again.
+    fn drop(&mut self) {
+        if let Some(f) = self.in_flight.take()
+            && let Ok(Err(e)) = f.handle.join()
+        {
+            tracing::warn!(error = %e, "backend commit failed while closing; the WAL replays it");
+        }
+    }
+}
+
+/// Writes `keys`, `leases`, `meta` and whatever `extra` does in one redb transaction.
+fn write_batch(
+    db: &Database,
+    keys: &BTreeMap<RevKey, Vec<u8>>,
+    leases: &BTreeMap<LeaseKey, Option<Vec<u8>>>,
+    meta: &Meta,
+    extra: impl FnOnce(&mut redb::Table<&RevKey, &[u8]>) -> Result<(), MvccError>,
+) -> Result<(), MvccError> {
+    let txn = db.begin_write().map_err(redb::Error::from)?;
+    {
+        let mut table = txn.open_table(KEY_TABLE).map_err(redb::Error::from)?;
+        for (k, v) in keys {
+            table.insert(k, v.as_slice()).map_err(redb::Error::from)?;
+        }
+        extra(&mut table)?;
+        let mut table = txn.open_table(LEASE_TABLE).map_err(redb::Error::from)?;
+        for (k, v) in leases {
+            match v {
+                Some(v) => table.insert(k, v.as_slice()),
+                None => table.remove(k),
+            }
+            .map_err(redb::Error::from)?;
+        }
+        let mut table = txn.open_table(META_TABLE).map_err(redb::Error::from)?;
+        for (name, value) in [
+            (
+                META_CONSISTENT_INDEX,
+                &meta.consistent_index.to_be_bytes()[..],
+            ),
+            (META_TERM, &meta.term.to_be_bytes()[..]),
+            (META_MEMBERSHIP, meta.membership.as_slice()),
+            (
+                META_COMPACT_REVISION,
+                &meta.compact_revision.to_be_bytes()[..],
+            ),
+        ] {
+            table.insert(name, value).map_err(redb::Error::from)?;
+        }
+    }
+    txn.commit().map_err(redb::Error::from)?;
+    Ok(())
 }

@@ -14,9 +14,11 @@
 //! types mirror etcd's protos minus headers; the server maps between them.
 //!
 //! The store is single-owner: the server's apply loop holds it (it is `Send + Sync`)
-//! and wraps it in a lock if other tasks must read. Nothing in here starts threads or
-//! reads clocks; the caller passes `now` to [`Store::commit_if_due`] and calls
-//! [`Store::sync_watchers`] on its tick.
+//! and wraps it in a lock if other tasks must read. Nothing in here reads clocks; the
+//! caller passes `now` to [`Store::commit_if_due`] and calls [`Store::sync_watchers`]
+//! on its tick. The one thread it starts is the backend's: a batch due for a commit is
+//! written to redb in the background while reads see it in memory (see `backend`), and
+//! every synchronous commit, snapshot or drop waits for it first.
 //!
 //! Errors carry etcd's messages ([`MvccError`]). A [`MvccError::Backend`] error in the
 //! middle of a request leaves memory and disk apart: the caller must drop the store and

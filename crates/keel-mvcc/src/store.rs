@@ -869,8 +869,9 @@ impl Store {
         self.backend.size_in_use_bytes()
     }
 
-    /// Records committed to redb (the pending batch not counted).
-    pub fn committed_records(&self) -> Result<u64, MvccError> {
+    /// Records committed to redb (the pending batch not counted), after waiting for a
+    /// background commit in flight.
+    pub fn committed_records(&mut self) -> Result<u64, MvccError> {
         self.backend.committed_len()
     }
 

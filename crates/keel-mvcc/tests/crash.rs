@@ -182,3 +182,42 @@ fn batch_commits_follow_the_callers_clock_and_op_limit() {
     assert_eq!(h.store.pending_ops(), 0);
     assert_eq!(h.store.committed_records().expect("records"), 5);
 }
+
+#[test]
+fn reads_see_a_batch_while_it_is_committed_in_the_background() {
+    let config = BatchConfig {
+        batch_interval: Duration::from_millis(100),
+        batch_limit_ops: 1_000_000,
+    };
+    let mut h = Harness::with_config(config);
+    let keys: Vec<String> = (0..20_000).map(|i| format!("k{i:05}")).collect();
+    for k in &keys {
+        h.put(k, "v1");
+    }
+    // A 20,000-record batch takes milliseconds to commit: the reads below run while it
+    // is in flight (or just after), and must see every record either way.
+    assert!(
+        h.store
+            .commit_if_due(Instant::now())
+            .expect("commit is due")
+    );
+    assert_eq!(h.store.pending_ops(), 0);
+    h.put("k00000", "v2");
+    let all = everything(&h.store);
+    assert_eq!(all.len(), keys.len());
+    assert_eq!(all[0].value, b"v2");
+    assert!(all[1..].iter().all(|kv| kv.value == b"v1"));
+    // An older revision of the same key, from the batch being committed.
+    let first = h
+        .store
+        .range(&RangeRequest {
+            key: b"k00000".to_vec(),
+            revision: 2,
+            ..RangeRequest::default()
+        })
+        .expect("range at revision 2");
+    assert_eq!(first.kvs[0].value, b"v1");
+    assert_eq!(h.store.committed_records().expect("records"), 20_000);
+    h.crash_and_reopen(config);
+    assert_eq!(h.store.consistent_index(), 20_000);
+}
