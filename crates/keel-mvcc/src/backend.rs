@@ -49,6 +49,12 @@ pub(crate) const META_TERM: &str = "term";
 pub(crate) const META_MEMBERSHIP: &str = "membership";
 pub(crate) const META_COMPACT_REVISION: &str = "compact_revision";
 
+/// redb's page cache (its default is 1 GiB). Records a read misses come from the
+/// kernel's page cache with one `pread`; the key index, which every read consults first,
+/// is always in memory. With 1M keys of 256 B the default cache held the whole 332 MiB
+/// of used pages, most of the process's resident memory.
+pub const CACHE_BYTES: usize = 64 * 1024 * 1024;
+
 /// On-disk layout version stored under `layout_version`.
 pub const LAYOUT_VERSION: u32 = 1;
 
@@ -156,7 +162,10 @@ impl Backend {
     /// Opens (or creates) the backend file; returns it with the stored meta.
     pub(crate) fn open(path: &Path, config: BatchConfig) -> Result<(Self, Meta), MvccError> {
         assert!(config.batch_limit_ops > 0, "batch limit must be positive");
-        let db = Database::create(path).map_err(redb::Error::from)?;
+        let db = Database::builder()
+            .set_cache_size(CACHE_BYTES)
+            .create(path)
+            .map_err(redb::Error::from)?;
         let txn = db.begin_write().map_err(redb::Error::from)?;
         let meta;
         {
