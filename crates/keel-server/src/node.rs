@@ -108,18 +108,32 @@ pub(crate) enum NodeInput {
 type ReadWaiter = oneshot::Sender<Result<(), ApiError>>;
 
 struct ReadBatch {
-    ctx: u64,
+    ctx: [u8; 16],
     waiters: Vec<ReadWaiter>,
     issued_tick: u64,
 }
 
 /// ReadIndex batching: one `read_index` round serves every read queued behind it.
+///
+/// A round's context is this member's id followed by a counter: the leader keeps one
+/// pending read per context and ignores a second one, so contexts must differ across
+/// members (with a bare counter, two followers' first rounds collided and one waited a
+/// whole election timeout for `retry_lost`).
 #[derive(Default)]
 struct Reads {
+    member_id: u64,
     pending: Vec<ReadWaiter>,
     in_flight: Option<ReadBatch>,
     confirmed: Vec<(u64, Vec<ReadWaiter>)>,
     next_ctx: u64,
+}
+
+/// The context of a member's `n`th ReadIndex round.
+fn read_context(member_id: u64, n: u64) -> [u8; 16] {
+    let mut ctx = [0u8; 16];
+    ctx[..8].copy_from_slice(&member_id.to_be_bytes());
+    ctx[8..].copy_from_slice(&n.to_be_bytes());
+    ctx
 }
 
 impl Reads {
@@ -138,10 +152,10 @@ impl Reads {
             return;
         }
         self.next_ctx += 1;
-        let ctx = self.next_ctx;
+        let ctx = read_context(self.member_id, self.next_ctx);
         // Refused while there is no leader: the reads stay pending and are retried on
         // the next tick until their handlers time out.
-        if raw.read_index(ctx.to_be_bytes().to_vec()).is_ok() {
+        if raw.read_index(ctx.to_vec()).is_ok() {
             self.in_flight = Some(ReadBatch {
                 ctx,
                 waiters: std::mem::take(&mut self.pending),
@@ -151,7 +165,7 @@ impl Reads {
     }
 
     fn confirm(&mut self, ctx: &[u8], index: u64) {
-        if let Some(batch) = self.in_flight.take_if(|b| b.ctx.to_be_bytes() == ctx) {
+        if let Some(batch) = self.in_flight.take_if(|b| b.ctx == ctx) {
             self.confirmed.push((index, batch.waiters));
         }
     }
@@ -230,6 +244,7 @@ impl Node {
         membership: Membership,
         snapshot_index: u64,
     ) -> Node {
+        let member_id = shared.member_id;
         Node {
             raw,
             log,
@@ -239,7 +254,10 @@ impl Node {
             settings,
             waiters: HashMap::new(),
             queued: VecDeque::new(),
-            reads: Reads::default(),
+            reads: Reads {
+                member_id,
+                ..Reads::default()
+            },
             membership,
             applied: snapshot_index,
             snapshot_index,
@@ -747,5 +765,23 @@ impl Node {
         self.log.release_to(index)?;
         tracing::info!(index, compacted_to = compact_to, "took a snapshot");
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn read_contexts_of_different_members_never_collide() {
+        // The leader ignores a ReadIndex whose context is already pending, so the same
+        // round number on two followers must still give two contexts.
+        for n in [1, 2, 1000] {
+            assert_ne!(read_context(0x8e9e_05c5, n), read_context(0x91bc_3c39, n));
+            assert_ne!(
+                read_context(0x8e9e_05c5, n),
+                read_context(0x8e9e_05c5, n + 1)
+            );
+        }
     }
 }
