@@ -39,6 +39,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .build_server(true)
         // The snapshot header would make every data chunk as large as itself.
         .boxed(".keelpb.SnapshotChunk.part.header")
+        // A watched put goes to every watcher of its key: with `Bytes` the server
+        // converts an event once per stream and each watcher's copy shares its buffers.
+        .bytes(".mvccpb.KeyValue")
         .compile_fds(fds)?;
     Ok(())
 }

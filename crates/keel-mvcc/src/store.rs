@@ -3,6 +3,7 @@
 use std::cmp::Ordering;
 use std::collections::HashSet;
 use std::path::Path;
+use std::sync::Arc;
 use std::time::Instant;
 
 use tokio::sync::mpsc::Sender;
@@ -966,7 +967,7 @@ impl Store {
                 let notice = WatchResponse {
                     watch_id: id,
                     revision: cur,
-                    events: Vec::new(),
+                    events: Arc::from([]),
                     compact_revision: compact,
                 };
                 if let Delivery::Full(_) = deliver(&w.sender, notice) {
@@ -985,18 +986,35 @@ impl Store {
             return Ok(());
         };
         let (events, upto) = self.read_events(from, cur)?;
+        // Watchers that take every event from the same revision on, without prev_kv,
+        // share one allocation (as in `WatcherGroups::notify`).
+        let mut shared: std::collections::HashMap<i64, Arc<[Event]>> =
+            std::collections::HashMap::new();
         for (id, mut w) in batch {
-            let mine: Vec<Event> = events
-                .iter()
-                .filter(|(rev, e)| *rev >= w.min_rev && w.wants(e))
-                .map(|(_, e)| {
-                    let mut e = e.clone();
-                    if w.request.prev_kv {
-                        e.prev_kv = prev_kv_of(&self.index, &self.backend, &e.kv)?;
-                    }
-                    Ok(e)
-                })
-                .collect::<Result<_, MvccError>>()?;
+            let from_min = |(rev, _): &&(i64, Event)| *rev >= w.min_rev;
+            let takes_all =
+                !w.request.prev_kv && events.iter().filter(from_min).all(|(_, e)| w.wants(e));
+            let mine: Arc<[Event]> = if takes_all {
+                Arc::clone(shared.entry(w.min_rev).or_insert_with(|| {
+                    events
+                        .iter()
+                        .filter(from_min)
+                        .map(|(_, e)| e.clone())
+                        .collect()
+                }))
+            } else {
+                events
+                    .iter()
+                    .filter(|(rev, e)| *rev >= w.min_rev && w.wants(e))
+                    .map(|(_, e)| {
+                        let mut e = e.clone();
+                        if w.request.prev_kv {
+                            e.prev_kv = prev_kv_of(&self.index, &self.backend, &e.kv)?;
+                        }
+                        Ok(e)
+                    })
+                    .collect::<Result<_, MvccError>>()?
+            };
             // A watcher that starts (or resumed) past this chunk keeps its place.
             w.min_rev = w.min_rev.max(upto + 1);
             let caught_up = upto >= cur;

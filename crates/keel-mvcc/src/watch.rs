@@ -14,6 +14,7 @@
 //! one response.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::Arc;
 
 use tokio::sync::mpsc::Sender;
 use tokio::sync::mpsc::error::TrySendError;
@@ -69,15 +70,17 @@ pub struct WatchResponse {
     pub watch_id: WatchId,
     /// Highest revision covered by this response.
     pub revision: i64,
-    /// Events in revision order; empty on a compaction notice.
-    pub events: Vec<Event>,
+    /// Events in revision order; empty on a compaction notice. Shared: every watcher
+    /// that takes all of a write's events without `prev_kv` gets the same allocation,
+    /// so a put watched 10,000 times is not copied 10,000 times.
+    pub events: Arc<[Event]>,
     /// Non-zero: the watcher asked for revisions below this compaction point and is
     /// cancelled.
     pub compact_revision: i64,
 }
 
 /// Channel capacity (in responses) suggested for watch streams.
-pub const DEFAULT_WATCH_CHANNEL_CAPACITY: usize = 128;
+pub const DEFAULT_WATCH_CHANNEL_CAPACITY: usize = 1024;
 
 pub(crate) struct Watcher {
     pub(crate) request: WatchRequest,
@@ -244,6 +247,7 @@ impl WatcherGroups {
         mut prev: impl FnMut(&KeyValue) -> Option<KeyValue>,
     ) {
         let mut moved = Vec::new();
+        let mut shared: Option<Arc<[Event]>> = None;
         for id in self.synced.candidates(events) {
             let w = self
                 .synced
@@ -253,17 +257,21 @@ impl WatcherGroups {
             if w.min_rev > rev {
                 continue;
             }
-            let mine: Vec<Event> = events
-                .iter()
-                .filter(|e| w.wants(e))
-                .map(|e| {
-                    let mut e = e.clone();
-                    if w.request.prev_kv {
-                        e.prev_kv = prev(&e.kv);
-                    }
-                    e
-                })
-                .collect();
+            let mine: Arc<[Event]> = if !w.request.prev_kv && events.iter().all(|e| w.wants(e)) {
+                Arc::clone(shared.get_or_insert_with(|| Arc::from(events)))
+            } else {
+                events
+                    .iter()
+                    .filter(|e| w.wants(e))
+                    .map(|e| {
+                        let mut e = e.clone();
+                        if w.request.prev_kv {
+                            e.prev_kv = prev(&e.kv);
+                        }
+                        e
+                    })
+                    .collect()
+            };
             w.min_rev = rev + 1;
             if mine.is_empty() {
                 continue;

@@ -28,11 +28,13 @@ fn range_response(keys: i64) -> RangeResponse {
         }),
         kvs: (0..keys)
             .map(|i| KeyValue {
-                key: format!("/registry/pods/default/web-{i}").into_bytes(),
+                key: format!("/registry/pods/default/web-{i}")
+                    .into_bytes()
+                    .into(),
                 create_revision: i + 1,
                 mod_revision: i + 500,
                 version: 3,
-                value: vec![0x5a; 256],
+                value: vec![0x5a; 256].into(),
                 lease: 0,
             })
             .collect(),

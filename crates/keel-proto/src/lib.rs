@@ -32,10 +32,13 @@
 //! kv.put(PutRequest { key: b"foo".to_vec(), value: b"bar".to_vec(), ..PutRequest::default() })
 //!     .await?;
 //! let range = kv.range(RangeRequest { key: b"foo".to_vec(), ..RangeRequest::default() }).await?;
-//! assert_eq!(range.into_inner().kvs[0].value, b"bar");
+//! assert_eq!(range.into_inner().kvs[0].value, &b"bar"[..]);
 //! # Ok(())
 //! # }
 //! ```
+//!
+//! `mvccpb.KeyValue`'s `key` and `value` are `bytes::Bytes` (cheap to clone: a watched
+//! event goes to many watchers); every other `bytes` field is a `Vec<u8>`.
 //!
 //! `build.rs` compiles the files with `protox`, a proto compiler written in
 //! Rust, then generates code with `tonic-prost-build`: no system `protoc` is

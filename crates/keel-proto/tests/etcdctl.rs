@@ -78,7 +78,7 @@ impl Kv for CannedStore {
         let matching: Vec<KeyValue> = state
             .keys
             .values()
-            .filter(|kv| in_range(&kv.key))
+            .filter(|kv| in_range(&kv.key.to_vec()))
             .cloned()
             .collect();
         let count = i64::try_from(matching.len()).expect("a test map holds few keys");
@@ -114,11 +114,11 @@ impl Kv for CannedStore {
         let revision = state.revision;
         let previous = state.keys.get(&request.key).cloned();
         let kv = KeyValue {
-            key: request.key.clone(),
+            key: request.key.clone().into(),
             create_revision: previous.as_ref().map_or(revision, |kv| kv.create_revision),
             mod_revision: revision,
             version: previous.as_ref().map_or(1, |kv| kv.version + 1),
-            value: request.value,
+            value: request.value.into(),
             lease: request.lease,
         };
         state.keys.insert(request.key, kv);

@@ -120,11 +120,11 @@ pub(crate) fn txn_request(r: &pb::TxnRequest) -> mvcc::TxnRequest {
 
 pub(crate) fn key_value(kv: mvcc::KeyValue) -> mvccpb::KeyValue {
     mvccpb::KeyValue {
-        key: kv.key,
+        key: kv.key.into(),
         create_revision: kv.create_revision,
         mod_revision: kv.mod_revision,
         version: kv.version,
-        value: kv.value,
+        value: kv.value.into(),
         lease: kv.lease,
     }
 }

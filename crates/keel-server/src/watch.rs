@@ -215,6 +215,7 @@ impl pb::watch_server::Watch for WatchService {
             by_store_id: HashMap::new(),
             next_auto_id: 0,
             progress_all_deferred: false,
+            last_events: None,
             require_leader,
             stop: self.stop.clone(),
         };
@@ -249,6 +250,9 @@ struct WatchStream {
     by_store_id: HashMap<WatchId, i64>,
     next_auto_id: i64,
     progress_all_deferred: bool,
+    /// The last event batch converted, by the store's shared allocation: the stream's
+    /// other watchers of the same write reuse it (cloning `Bytes` is a reference count).
+    last_events: Option<(Arc<[keel_mvcc::Event]>, Vec<mvccpb::Event>)>,
     require_leader: bool,
     /// The server stopping; also ends a send blocked on a client that does not read.
     stop: watch::Receiver<bool>,
@@ -502,7 +506,7 @@ impl WatchStream {
             watch_id: id,
             canceled: compacted,
             compact_revision: resp.compact_revision,
-            events: resp.events.into_iter().map(event).collect(),
+            events: self.converted(&resp.events),
             ..pb::WatchResponse::default()
         };
         if fragment {
@@ -513,6 +517,21 @@ impl WatchStream {
         } else {
             self.send(out).await
         }
+    }
+
+    /// `events` as protobuf, converted once per store batch for the whole stream.
+    fn converted(&mut self, events: &Arc<[keel_mvcc::Event]>) -> Vec<mvccpb::Event> {
+        if events.is_empty() {
+            return Vec::new();
+        }
+        if let Some((batch, pb)) = &self.last_events
+            && Arc::ptr_eq(batch, events)
+        {
+            return pb.clone();
+        }
+        let pb: Vec<mvccpb::Event> = events.iter().cloned().map(event).collect();
+        self.last_events = Some((Arc::clone(events), pb.clone()));
+        pb
     }
 
     /// Forwards the `n` responses the watcher channel held when it was counted.
@@ -650,8 +669,8 @@ mod tests {
         mvccpb::Event {
             r#type: mvccpb::event::EventType::Put as i32,
             kv: Some(mvccpb::KeyValue {
-                key: key.as_bytes().to_vec(),
-                value: vec![b'v'; value_len],
+                key: key.as_bytes().to_vec().into(),
+                value: vec![b'v'; value_len].into(),
                 create_revision: 2,
                 mod_revision: 2,
                 version: 1,

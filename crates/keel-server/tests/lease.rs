@@ -90,7 +90,7 @@ async fn value_of(c: &Cluster, i: usize, key: &str) -> Option<(Vec<u8>, i64)> {
         .await
         .expect("get")
         .into_inner();
-    r.kvs.first().map(|kv| (kv.value.clone(), kv.lease))
+    r.kvs.first().map(|kv| (kv.value.to_vec(), kv.lease))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -31,7 +31,7 @@ async fn put_get_delete_txn_compact_round_trip_with_headers() {
     let r = kv.range(get("foo")).await.expect("get").into_inner();
     assert_eq!(r.header.expect("header").revision, first_rev);
     assert_eq!(r.count, 1);
-    assert_eq!(r.kvs[0].value, b"bar");
+    assert_eq!(r.kvs[0].value, &b"bar"[..]);
     assert_eq!(
         (
             r.kvs[0].create_revision,
@@ -44,7 +44,7 @@ async fn put_get_delete_txn_compact_round_trip_with_headers() {
     let mut p = put("foo", "baz");
     p.prev_kv = true;
     let r = kv.put(p).await.expect("put").into_inner();
-    assert_eq!(r.prev_kv.expect("prev kv").value, b"bar");
+    assert_eq!(r.prev_kv.expect("prev kv").value, &b"bar"[..]);
     assert_eq!(r.header.expect("header").revision, first_rev + 1);
 
     let txn = TxnRequest {
@@ -80,7 +80,7 @@ async fn put_get_delete_txn_compact_round_trip_with_headers() {
         .expect("delete")
         .into_inner();
     assert_eq!(r.deleted, 1);
-    assert_eq!(r.prev_kvs[0].value, b"baz");
+    assert_eq!(r.prev_kvs[0].value, &b"baz"[..]);
     assert_eq!(r.header.expect("header").revision, first_rev + 3);
     assert_eq!(
         kv.range(get("foo")).await.expect("get").into_inner().count,
@@ -267,7 +267,7 @@ async fn restart_keeps_data_and_ignores_initial_cluster() {
         .await
         .expect("get")
         .into_inner();
-    assert_eq!(r.kvs[0].value, b"v49");
+    assert_eq!(r.kvs[0].value, &b"v49"[..]);
     c.shutdown().await;
 }
 

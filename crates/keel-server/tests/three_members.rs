@@ -37,7 +37,7 @@ async fn writes_through_a_follower_and_both_read_kinds() {
             .await
             .expect("linearizable get")
             .into_inner();
-        assert_eq!(r.kvs[0].value, b"1", "member {i}");
+        assert_eq!(r.kvs[0].value, &b"1"[..], "member {i}");
         assert!(r.header.expect("header").revision >= rev);
     }
     // A serializable read is local; every member gets there.
@@ -63,7 +63,7 @@ async fn writes_through_a_follower_and_both_read_kinds() {
     }
     for read in reads {
         let r = read.await.expect("task").expect("read").into_inner();
-        assert_eq!(r.kvs[0].value, b"1");
+        assert_eq!(r.kvs[0].value, &b"1"[..]);
     }
 
     let members = ClusterClient::connect(c.endpoint(0))
@@ -101,7 +101,7 @@ async fn leader_shutdown_elects_a_new_leader_and_writes_resume() {
         .await
         .expect("get")
         .into_inner();
-    assert_eq!(r.kvs[0].value, b"1");
+    assert_eq!(r.kvs[0].value, &b"1"[..]);
     // The old leader comes back as a follower and catches up.
     c.restart(leader).await;
     wait_value(&c, leader, "after", "2").await;
@@ -135,7 +135,7 @@ async fn restarting_every_member_keeps_the_data() {
             .expect("range")
             .into_inner();
         assert_eq!(r.count, 30, "member {i}");
-        assert_eq!(r.kvs[29].value, b"v29");
+        assert_eq!(r.kvs[29].value, &b"v29"[..]);
     }
     put_retrying(&c, 0, "after-restart", "x").await;
     c.shutdown().await;
@@ -239,7 +239,7 @@ async fn without_a_quorum_requests_fail_with_etcd_errors() {
         .await
         .expect("serializable")
         .into_inner();
-    assert_eq!(r.kvs[0].value, b"v");
+    assert_eq!(r.kvs[0].value, &b"v"[..]);
     c.shutdown().await;
 }
 

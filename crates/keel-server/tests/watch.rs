@@ -141,11 +141,11 @@ fn watch_prefix(prefix: &str) -> WatchCreateRequest {
 }
 
 fn key_of(e: &mvccpb::Event) -> String {
-    String::from_utf8(e.kv.as_ref().expect("kv").key.clone()).expect("utf-8 key")
+    String::from_utf8(e.kv.as_ref().expect("kv").key.to_vec()).expect("utf-8 key")
 }
 
 fn value_of(e: &mvccpb::Event) -> String {
-    String::from_utf8(e.kv.as_ref().expect("kv").value.clone()).expect("utf-8 value")
+    String::from_utf8(e.kv.as_ref().expect("kv").value.to_vec()).expect("utf-8 value")
 }
 
 fn rev_of(e: &mvccpb::Event) -> i64 {
@@ -375,7 +375,7 @@ async fn filters_and_prev_kv() {
     );
     let prevs: Vec<Option<Vec<u8>>> = by_id[&prev]
         .iter()
-        .map(|e| e.prev_kv.as_ref().map(|p| p.value.clone()))
+        .map(|e| e.prev_kv.as_ref().map(|p| p.value.to_vec()))
         .collect();
     assert_eq!(prevs, [None, Some(b"v1".to_vec()), Some(b"v2".to_vec())]);
     // The other watchers did not ask for previous values.
