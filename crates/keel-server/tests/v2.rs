@@ -137,6 +137,9 @@ async fn enable_v2_false_answers_as_etcd_without_v2() {
 async fn keys_api_set_get_dir_ttl_cas_cad_post_and_watch() {
     let c = Cluster::start(1).await;
     let b = base(&c, 0);
+    // The member's publish (its attributes and the cluster version, store index 3) must
+    // land first: otherwise it can fall between the PUT and the GET compared below.
+    wait_get(&b, "/v2/keys/", |a| a.header("x-etcd-index") == Some("3")).await;
 
     let a = req_retrying(&b, "PUT", "/v2/keys/a", "value=1").await;
     assert_eq!(a.status, 201, "{a:?}");
