@@ -399,6 +399,19 @@ impl<S: Storage> Raft<S> {
         }
     }
 
+    /// The application learned that the process of member `id` is gone (its peer port
+    /// refuses connections). A follower of `id` stops honouring its lease at once and
+    /// campaigns after the random part of its election timeout only,
+    /// `[0, election_timeout)` ticks instead of `[election_timeout, 2 * election_timeout)`
+    /// since the last heartbeat. A leader that is in fact alive loses nothing: its next
+    /// heartbeat resets `election_elapsed`, and with pre-vote a follower that still hears
+    /// from it refuses the pre-candidate.
+    pub fn leader_down(&mut self, id: NodeId) {
+        if self.role == StateRole::Follower && self.lead == id && id != 0 {
+            self.election_elapsed = self.election_elapsed.max(self.election_timeout);
+        }
+    }
+
     fn tick_heartbeat(&mut self) {
         self.heartbeat_elapsed += 1;
         self.election_elapsed += 1;

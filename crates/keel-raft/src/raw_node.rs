@@ -277,6 +277,12 @@ impl<S: Storage> RawNode<S> {
         self.step_local(MessageType::Unreachable, id, false);
     }
 
+    /// Tells a follower that member `id`'s process is gone (see `Raft::leader_down`);
+    /// ignored unless `id` is its leader.
+    pub fn report_leader_down(&mut self, id: NodeId) {
+        self.raft.leader_down(id);
+    }
+
     /// Tells the leader how sending a snapshot to `id` went. The transport must report
     /// every snapshot message it was handed (as etcd's snapshot stream does): the leader
     /// sends nothing else to `id` until it hears the outcome or an append response.

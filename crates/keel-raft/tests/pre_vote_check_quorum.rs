@@ -189,3 +189,59 @@ fn pre_vote_and_check_quorum_elect_and_survive_partitions() {
     }
     c.check_safety();
 }
+
+/// Ticks only `ids` (the others are "dead") until one of them leads; returns the ticks.
+fn ticks_to_new_leader(c: &mut Cluster, ids: &[u64], max: usize) -> usize {
+    for t in 1..=max {
+        for &id in ids {
+            c.tick(id);
+        }
+        c.stabilize();
+        if ids.iter().any(|&id| c.role(id) == StateRole::Leader) {
+            return t;
+        }
+    }
+    panic!("no new leader within {max} ticks:\n{}", c.dump());
+}
+
+fn with_lease() -> Cluster {
+    let mut c = Cluster::with_config(&[1, 2, 3], |cfg| {
+        cfg.pre_vote = true;
+        cfg.check_quorum = true;
+    });
+    c.campaign(1);
+    assert_eq!(c.leader(), Some(1));
+    c
+}
+
+#[test]
+fn followers_told_their_leader_is_down_elect_within_one_election_timeout() {
+    // Without the report a follower waits at least election_tick (10) ticks after the
+    // last heartbeat, and its peer refuses the pre-vote while that lease lasts.
+    let mut c = with_lease();
+    c.isolate(1);
+    let unreported = ticks_to_new_leader(&mut c, &[2, 3], 100);
+    assert!(unreported >= 10, "elected after {unreported} ticks");
+
+    let mut c = with_lease();
+    c.isolate(1);
+    c.raw(2).report_leader_down(1);
+    c.raw(3).report_leader_down(1);
+    let reported = ticks_to_new_leader(&mut c, &[2, 3], 100);
+    assert!(reported < 10, "elected after {reported} ticks");
+}
+
+#[test]
+fn a_leader_down_report_about_a_live_leader_changes_nothing() {
+    let mut c = with_lease();
+    let term = c.term(1);
+    // Only follower 2 believes it; the leader keeps sending heartbeats.
+    c.raw(2).report_leader_down(1);
+    c.raw(3).report_leader_down(2); // not its leader: ignored
+    for _ in 0..50 {
+        c.tick_all();
+    }
+    assert_eq!(c.leader(), Some(1));
+    assert_eq!(c.term(1), term);
+    assert_eq!(c.term(2), term);
+}

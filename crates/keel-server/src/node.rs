@@ -98,6 +98,9 @@ pub(crate) enum NodeInput {
     },
     /// The transport could not reach a peer.
     Unreachable(u64),
+    /// A peer's address refused a connection: its process is gone. A follower of it
+    /// campaigns without waiting out the leader's lease (`RawNode::report_leader_down`).
+    PeerDown(u64),
     /// How sending a snapshot to a peer went.
     SnapshotStatus(u64, SnapshotStatus),
     /// Stop: commit the backend and return.
@@ -337,6 +340,7 @@ impl Node {
                 let _ = done.send(result);
             }
             NodeInput::Unreachable(id) => self.raw.report_unreachable(id),
+            NodeInput::PeerDown(id) => self.raw.report_leader_down(id),
             NodeInput::SnapshotStatus(id, status) => self.raw.report_snapshot(id, status),
             NodeInput::Stop => return Ok(true),
         }

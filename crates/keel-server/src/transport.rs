@@ -161,15 +161,46 @@ impl Transport {
     }
 }
 
-async fn connect(url: &str) -> Result<RaftClient<tonic::transport::Channel>, String> {
+/// A failed peer connection.
+struct ConnectError {
+    message: String,
+    /// The peer's address answered with a refusal: nothing listens there, so the member's
+    /// process is gone (as opposed to a timeout, which a partition also gives).
+    refused: bool,
+}
+
+impl From<ConnectError> for String {
+    fn from(e: ConnectError) -> String {
+        e.message
+    }
+}
+
+/// Whether `e` or one of its sources is a refused TCP connection.
+fn is_refused(e: &(dyn std::error::Error + 'static)) -> bool {
+    let mut next = Some(e);
+    while let Some(e) = next {
+        if e.downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::ConnectionRefused)
+        {
+            return true;
+        }
+        next = e.source();
+    }
+    false
+}
+
+async fn connect(url: &str) -> Result<RaftClient<tonic::transport::Channel>, ConnectError> {
     let endpoint = tonic::transport::Endpoint::from_shared(url.to_owned())
-        .map_err(|e| format!("bad peer URL {url}: {e}"))?
+        .map_err(|e| ConnectError {
+            message: format!("bad peer URL {url}: {e}"),
+            refused: false,
+        })?
         .connect_timeout(CONNECT_TIMEOUT)
         .tcp_nodelay(true);
-    let channel = endpoint
-        .connect()
-        .await
-        .map_err(|e| format!("connecting to {url}: {e}"))?;
+    let channel = endpoint.connect().await.map_err(|e| ConnectError {
+        message: format!("connecting to {url}: {e}"),
+        refused: is_refused(&e),
+    })?;
     Ok(RaftClient::new(channel)
         .max_decoding_message_size(MAX_PEER_MESSAGE_BYTES)
         .max_encoding_message_size(MAX_PEER_MESSAGE_BYTES))
@@ -247,7 +278,10 @@ async fn run_peer(
         let mut client = match connect(&url).await {
             Ok(client) => client,
             Err(e) => {
-                tracing::debug!(peer = format_args!("{id:x}"), error = %e, "peer unreachable");
+                tracing::debug!(peer = format_args!("{id:x}"), error = %e.message, "peer unreachable");
+                if e.refused {
+                    let _ = node.try_send(NodeInput::PeerDown(id));
+                }
                 let _ = node.try_send(NodeInput::Unreachable(id));
                 // Drop what queued up meanwhile: Raft resends what still matters.
                 while queue.try_recv().is_ok() {}
@@ -447,5 +481,25 @@ impl Raft for RaftService {
             Ok(Err(e)) => Err(Status::internal(format!("installing the snapshot: {e}"))),
             Err(_) => Err(Status::unavailable("member stopped")),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_closed_port_is_refused_and_a_bad_url_is_not() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        drop(listener);
+        let err = connect(&format!("http://{addr}"))
+            .await
+            .expect_err("nothing listens");
+        assert!(err.refused, "{}", err.message);
+
+        // Failing before any connection attempt is not a refusal.
+        let bad = connect("http://[::1:bad").await.expect_err("bad URL");
+        assert!(!bad.refused, "{}", bad.message);
     }
 }
