@@ -107,7 +107,8 @@ struct Batch {
 /// A batch being committed on the background thread.
 struct InFlight {
     batch: Arc<Batch>,
-    handle: JoinHandle<Result<(), MvccError>>,
+    /// `None` once joined with an error: the batch stays readable, no commit follows.
+    handle: Option<JoinHandle<Result<(), MvccError>>>,
 }
 
 pub(crate) struct Backend {
@@ -241,10 +242,11 @@ impl Backend {
 
     /// Ends the commit in flight, if any, once it has finished; does not wait.
     fn reap_in_flight(&mut self) -> Result<(), MvccError> {
+        // A failed commit (no handle left) reports its error again.
         if self
             .in_flight
             .as_ref()
-            .is_some_and(|f| f.handle.is_finished())
+            .is_some_and(|f| f.handle.as_ref().is_none_or(JoinHandle::is_finished))
         {
             self.wait_in_flight()?;
         }
@@ -253,20 +255,22 @@ impl Backend {
 
     /// Waits for the commit in flight, if any, and moves the read snapshot past it.
     fn wait_in_flight(&mut self) -> Result<(), MvccError> {
-        let Some(f) = self.in_flight.take() else {
+        let Some(mut f) = self.in_flight.take() else {
             return Ok(());
         };
-        let result = f
-            .handle
+        let Some(handle) = f.handle.take() else {
+            self.in_flight = Some(f);
+            return Err(MvccError::Corrupt(
+                "an earlier backend commit failed; the store must be reopened".into(),
+            ));
+        };
+        let result = handle
             .join()
             .unwrap_or_else(|_| Err(MvccError::Corrupt("backend commit thread panicked".into())));
         if let Err(e) = result {
             // Memory and disk now differ; the caller drops the store (crate docs). The
             // batch stays readable until then.
-            self.in_flight = Some(InFlight {
-                batch: f.batch,
-                handle: std::thread::spawn(|| Ok(())),
-            });
+            self.in_flight = Some(f);
             return Err(e);
         }
         self.committed = Self::read_table(&self.db)?;
@@ -287,7 +291,10 @@ impl Backend {
             .name("keel-backend-commit".into())
             .spawn(move || write_batch(&db, &job.keys, &job.leases, &job.meta, |_| Ok(())))
             .expect("spawning the backend commit thread");
-        self.in_flight = Some(InFlight { batch, handle });
+        self.in_flight = Some(InFlight {
+            batch,
+            handle: Some(handle),
+        });
     }
 
     /// Marks the meta values as changed so that the next commit writes them.
@@ -581,8 +588,8 @@ impl Backend {
 impl Drop for Backend {
     /// A commit in flight finishes before the file can be opened again.
     fn drop(&mut self) {
-        if let Some(f) = self.in_flight.take()
-            && let Ok(Err(e)) = f.handle.join()
+        if let Some(handle) = self.in_flight.take().and_then(|f| f.handle)
+            && let Ok(Err(e)) = handle.join()
         {
             tracing::warn!(error = %e, "backend commit failed while closing; the WAL replays it");
         }
