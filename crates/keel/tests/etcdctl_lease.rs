@@ -29,6 +29,7 @@ use common::{
 /// enough for its first renewal, far shorter than the TTL/3 before its second.
 const KEEP_ALIVE_RUN: Duration = Duration::from_millis(2500);
 
+#[derive(Debug)]
 struct Outcome {
     step: String,
     output: Output,
@@ -123,8 +124,29 @@ fn session(imp: Impl, specs: &[MemberSpec]) -> Vec<Outcome> {
     outcomes
 }
 
+/// etcd lists a lease's keys in Go map order, which changes from run to run: sorts the
+/// names inside `attached keys([...])`.
+fn sort_attached_keys(text: &str) -> String {
+    const OPEN: &str = "attached keys([";
+    let Some(start) = text.find(OPEN).map(|i| i + OPEN.len()) else {
+        return text.to_owned();
+    };
+    let Some(len) = text[start..].find("])") else {
+        return text.to_owned();
+    };
+    let mut keys: Vec<&str> = text[start..start + len].split(' ').collect();
+    keys.sort_unstable();
+    format!(
+        "{}{}{}",
+        &text[..start],
+        keys.join(" "),
+        &text[start + len..]
+    )
+}
+
 fn normalise(output: &Output) -> Output {
-    let stdout = mask_number_after(&output.stdout, "remaining(");
+    let stdout = sort_attached_keys(&output.stdout);
+    let stdout = mask_number_after(&stdout, "remaining(");
     let stdout = mask_number_after(&stdout, "\"raft_term\":");
     Output {
         code: output.code,
@@ -168,7 +190,11 @@ fn etcdctl_lease_commands_print_the_same_against_etcd_and_keel() {
         etcd_said("etcdctl lease grant 60"),
         "lease <lease> granted with TTL(60s)\n"
     );
-    assert!(etcd_said("etcdctl lease timetolive --keys").contains("attached keys([foo foo2])"));
+    let with_keys = sort_attached_keys(&etcd_said("etcdctl lease timetolive --keys"));
+    assert!(
+        with_keys.contains("attached keys([foo foo2])"),
+        "etcd said {with_keys:?}; the whole etcd session: {etcd:#?}"
+    );
     assert!(
         etcd_said("etcdctl lease keep-alive <lease> (killed")
             .starts_with("lease <lease> keepalived with TTL(60)\n")
@@ -184,4 +210,16 @@ fn etcdctl_lease_commands_print_the_same_against_etcd_and_keel() {
         etcd.len(),
         differences.join("\n")
     );
+}
+
+#[test]
+fn attached_keys_are_compared_in_sorted_order() {
+    assert_eq!(
+        sort_attached_keys(
+            "lease 1 granted with TTL(60s), remaining(59s), attached keys([foo2 foo])\n"
+        ),
+        "lease 1 granted with TTL(60s), remaining(59s), attached keys([foo foo2])\n"
+    );
+    assert_eq!(sort_attached_keys("attached keys([])"), "attached keys([])");
+    assert_eq!(sort_attached_keys("no keys here"), "no keys here");
 }
