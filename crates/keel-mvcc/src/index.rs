@@ -517,28 +517,47 @@ impl TreeIndex {
     /// Keys live at `at` in `[key, end)`, ascending, with their entries. `end` empty
     /// means only `key`; `end == [0]` means every key from `key` on.
     pub fn range(&self, key: &[u8], end: &[u8], at: i64) -> Vec<(&[u8], IndexEntry)> {
+        self.range_limited(key, end, at, usize::MAX).0
+    }
+
+    /// The first `limit` keys of [`TreeIndex::range`] and how many keys it holds in all,
+    /// counted without collecting the rest (a limited range over many keys).
+    pub fn range_limited(
+        &self,
+        key: &[u8],
+        end: &[u8],
+        at: i64,
+        limit: usize,
+    ) -> (Vec<(&[u8], IndexEntry)>, usize) {
         let mut out = Vec::new();
         if end.is_empty() {
             if let Some(entry) = self.tree.get(key)
                 && let Some(e) = entry.get(at)
             {
-                out.push((entry.key(), e));
+                if limit > 0 {
+                    out.push((entry.key(), e));
+                }
+                return (out, 1);
             }
-            return out;
+            return (out, 0);
         }
         let upper = if end == [0] {
             Bound::Unbounded
         } else if end <= key {
-            return out;
+            return (out, 0);
         } else {
             Bound::Excluded(end)
         };
+        let mut count = 0;
         for entry in self.tree.range::<[u8], _>((Bound::Included(key), upper)) {
             if let Some(e) = entry.get(at) {
-                out.push((entry.key(), e));
+                if count < limit {
+                    out.push((entry.key(), e));
+                }
+                count += 1;
             }
         }
-        out
+        (out, count)
     }
 
     /// Compacts every key at `at`; returns the revisions at or below `at` still needed.
@@ -703,6 +722,26 @@ mod tests {
         let available = tree.compact(4);
         assert_eq!(tree.len(), 1);
         assert_eq!(available, HashSet::from([rev(4)]));
+    }
+
+    #[test]
+    fn a_limited_range_keeps_the_first_keys_and_counts_them_all() {
+        let mut tree = TreeIndex::new();
+        for (i, k) in [b"a", b"b", b"c", b"d", b"e"].iter().enumerate() {
+            tree.put(*k, rev(i64::try_from(i).expect("small") + 2));
+        }
+        tree.tombstone(b"c", rev(7));
+        let all = tree.range(b"a", &[0], 7);
+        assert_eq!(all.len(), 4);
+        for limit in [0, 1, 3, 4, 10] {
+            let (some, count) = tree.range_limited(b"a", &[0], 7, limit);
+            assert_eq!(count, 4, "limit {limit}");
+            assert_eq!(some, all[..limit.min(4)], "limit {limit}");
+        }
+        // At revision 6 the deleted key still counts.
+        assert_eq!(tree.range_limited(b"a", b"z", 6, 1).1, 5);
+        assert_eq!(tree.range_limited(b"c", b"", 7, 1), (Vec::new(), 0));
+        assert_eq!(tree.range_limited(b"b", b"", 7, 0).1, 1);
     }
 
     #[test]

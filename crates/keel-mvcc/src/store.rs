@@ -362,17 +362,15 @@ impl Store {
                 compact_revision: self.meta.compact_revision,
             });
         }
-        let found = self.index.range(key, end, rev);
-        let count = i64::try_from(found.len()).expect("key count fits i64");
-        if count_only {
-            return Ok((Vec::new(), count));
-        }
-        let n = match usize::try_from(limit) {
-            Ok(l) if l > 0 && l < found.len() => l,
-            _ => found.len(),
+        let keep = match usize::try_from(limit) {
+            _ if count_only => 0,
+            Ok(l) if l > 0 => l,
+            _ => usize::MAX,
         };
-        let mut kvs = Vec::with_capacity(n);
-        for (k, entry) in &found[..n] {
+        let (found, count) = self.index.range_limited(key, end, rev, keep);
+        let count = i64::try_from(count).expect("key count fits i64");
+        let mut kvs = Vec::with_capacity(found.len());
+        for (k, entry) in &found {
             let rec = self.backend.get(entry.modified)?.ok_or_else(|| {
                 MvccError::Corrupt(format!(
                     "revision {} of the index is missing",
