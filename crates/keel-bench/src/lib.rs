@@ -65,6 +65,7 @@
 //!   invalid or when every request failed.
 
 pub mod cli;
+pub mod connector;
 pub mod lease;
 pub mod rate;
 pub mod report;

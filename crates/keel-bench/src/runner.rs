@@ -156,8 +156,7 @@ pub fn open_channels(config: &RunConfig) -> Result<Vec<Channel>, RunError> {
             })?
             .connect_timeout(config.dial_timeout)
             .timeout(config.request_timeout)
-            .tcp_nodelay(true)
-            .connect_lazy();
+            .connect_with_connector_lazy(crate::connector::Connector);
         channels.push(channel);
     }
     Ok(channels)

@@ -21,6 +21,9 @@
 //! `etcdserverpb.RangeRequest` is `keel_proto::etcdserverpb::RangeRequest`.
 //! [`FILE_DESCRIPTOR_SET`] is the encoded `google.protobuf.FileDescriptorSet`
 //! of all five files (with source info), for gRPC reflection.
+//! [`coalesce::Coalesced`] wraps a connection so that what HTTP/2 has queued
+//! goes out in one socket write, as grpc-go does; the server's client
+//! connections and keel-bench's use it.
 //!
 //! A client and a server use the generated types directly:
 //!
@@ -96,6 +99,8 @@
 //! Rust names like `id` (`ID`), `ttl` (`TTL`), `granted_ttl` (`grantedTTL`),
 //! `db_size_in_use` (`dbSizeInUse`) and `peer_ur_ls` (`peerURLs`). Only the Rust
 //! identifier changes; the wire and the JSON names stay etcd's.
+
+pub mod coalesce;
 
 /// Storage-level types shared by the other packages (etcd's `mvccpb`).
 pub mod mvccpb {
