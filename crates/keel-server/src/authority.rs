@@ -36,6 +36,7 @@ use std::net::SocketAddr;
 use std::pin::Pin;
 use std::task::{Context, Poll, ready};
 
+use keel_proto::coalesce::Coalesced;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 
@@ -348,11 +349,13 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for AuthorityFix<S> {
 }
 
 /// The client listener: TCP_NODELAY (gRPC answers are small writes that would otherwise
-/// wait for the client's delayed ACK) and the authority fix on every connection.
+/// wait for the client's delayed ACK), writes coalesced (`keel_proto::coalesce`: the
+/// answers to a batch of applied requests leave in one write per connection) and the
+/// authority fix on every connection.
 pub(crate) struct ClientListener(pub TcpListener);
 
 impl axum::serve::Listener for ClientListener {
-    type Io = AuthorityFix<TcpStream>;
+    type Io = AuthorityFix<Coalesced<TcpStream>>;
     type Addr = SocketAddr;
 
     async fn accept(&mut self) -> (Self::Io, Self::Addr) {
@@ -362,7 +365,7 @@ impl axum::serve::Listener for ClientListener {
                     if let Err(e) = tcp.set_nodelay(true) {
                         tracing::debug!(error = %e, "could not set TCP_NODELAY");
                     }
-                    return (AuthorityFix::new(tcp), addr);
+                    return (AuthorityFix::new(Coalesced::new(tcp)), addr);
                 }
                 Err(e) => {
                     // Out of file descriptors and the like: wait instead of spinning.
