@@ -5,7 +5,6 @@
 //! Fails, saying what to install, when `/usr/bin/etcd` is absent.
 
 use std::fs::File;
-use std::net::TcpListener;
 use std::path::Path;
 use std::process::{Child, Command, Output, Stdio};
 use std::thread::sleep;
@@ -33,10 +32,7 @@ impl Drop for Etcd {
 }
 
 fn free_loopback_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|listener| listener.local_addr())
-        .expect("bind an ephemeral loopback port")
-        .port()
+    keel_ports::free_ports(1)[0]
 }
 
 fn start_etcd(dir: &Path) -> Etcd {

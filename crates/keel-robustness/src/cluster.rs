@@ -14,7 +14,6 @@
 //! from the harness's own environment.
 
 use std::fs::File;
-use std::net::TcpListener as StdListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
@@ -73,38 +72,12 @@ pub struct Cluster {
     env: Vec<(String, String)>,
 }
 
-/// Ports handed to members come from here, below Linux's default ephemeral range
-/// (32768-60999). A port the kernel picked for `bind(0)` could be taken again as the
-/// source port of any outgoing connection before the member binds it (a member then
-/// failed with "Address already in use" under a loaded test run); ports outside the
-/// ephemeral range are only ever taken by an explicit bind.
-const MEMBER_PORTS: std::ops::Range<u16> = 20_000..32_000;
-
-/// Next candidate in [`MEMBER_PORTS`], shared by every cluster of this process; starts at
-/// an offset from the process id so that two processes rarely probe the same ports.
-static NEXT_PORT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(u32::MAX);
-
-/// A port in [`MEMBER_PORTS`] that nothing listens on now and that no other cluster of
-/// this process was given.
+/// A port for a member: [`keel_ports::free_port`], below the ephemeral range (a port
+/// from `bind(0)` could be taken again as some connection's source port before the
+/// member binds it).
 fn free_port() -> Result<u16, RobustnessError> {
-    use std::sync::atomic::Ordering;
-    let span = u32::from(MEMBER_PORTS.end - MEMBER_PORTS.start);
-    let _ = NEXT_PORT.compare_exchange(
-        u32::MAX,
-        std::process::id().wrapping_mul(97) % span,
-        Ordering::AcqRel,
-        Ordering::Acquire,
-    );
-    for _ in 0..span {
-        let n = NEXT_PORT.fetch_add(1, Ordering::AcqRel) % span;
-        let port = MEMBER_PORTS.start + u16::try_from(n).expect("below the span");
-        if StdListener::bind(("127.0.0.1", port)).is_ok() {
-            return Ok(port);
-        }
-    }
-    Err(RobustnessError::Cluster(format!(
-        "no free port in {MEMBER_PORTS:?}"
-    )))
+    keel_ports::free_port()
+        .ok_or_else(|| RobustnessError::Cluster(format!("no free port in {:?}", keel_ports::PORTS)))
 }
 
 impl Cluster {

@@ -31,11 +31,7 @@ impl Drop for ChildGuard {
 }
 
 fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .expect("bind")
-        .local_addr()
-        .expect("addr")
-        .port()
+    keel_ports::free_ports(1)[0]
 }
 
 fn http_get_ok(addr: &str, path: &str) -> bool {

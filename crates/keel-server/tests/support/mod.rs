@@ -2,7 +2,7 @@
 
 #![allow(dead_code)]
 
-use std::net::{SocketAddr, TcpListener};
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
@@ -16,15 +16,12 @@ use tonic::transport::Channel;
 /// Upper bound on any wait in these tests.
 pub const WAIT: Duration = Duration::from_secs(20);
 
-/// Ports picked by the OS, released for the servers to bind (the initial cluster needs
-/// the peer ports before any member starts).
+/// Ports for the servers to bind (the initial cluster needs the peer ports before any
+/// member starts): below the ephemeral range, never handed out twice (`keel_ports`).
 pub fn free_addrs(n: usize) -> Vec<SocketAddr> {
-    let listeners: Vec<TcpListener> = (0..n)
-        .map(|_| TcpListener::bind("127.0.0.1:0").expect("bind an ephemeral port"))
-        .collect();
-    listeners
-        .iter()
-        .map(|l| l.local_addr().expect("local addr"))
+    keel_ports::free_ports(n)
+        .into_iter()
+        .map(|port| SocketAddr::from(([127, 0, 0, 1], port)))
         .collect()
 }
 

@@ -10,10 +10,8 @@
 use std::collections::HashSet;
 use std::fs::File;
 use std::io::Write;
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
-use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 /// Debian's etcd 3.4 server and client.
@@ -40,22 +38,10 @@ impl Impl {
     }
 }
 
-/// Ports handed out by this process, so two tests running in parallel never get the same.
-static HANDED_OUT: Mutex<Option<HashSet<u16>>> = Mutex::new(None);
-
-/// A 127.0.0.1 port that was free a moment ago and that no other test here was given.
+/// A 127.0.0.1 port for a member to bind: below the ephemeral range, and never handed
+/// to two tests of this process (`keel_ports`).
 pub fn free_port() -> u16 {
-    loop {
-        let listener = TcpListener::bind("127.0.0.1:0").expect("bind an ephemeral port");
-        let port = listener
-            .local_addr()
-            .expect("a bound socket has an address")
-            .port();
-        let mut guard = HANDED_OUT.lock().expect("port registry lock");
-        if guard.get_or_insert_with(HashSet::new).insert(port) {
-            return port;
-        }
-    }
+    keel_ports::free_ports(1)[0]
 }
 
 /// One member's name and ports.
